@@ -1,0 +1,92 @@
+"""ImageCaptionDataset: one dataset class over the three sources that `t2i.data.check` reads."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from t2i.data.check import Record, ScanReport, attribute_vector, open_rgb, scan_dataset
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def split_of(record_id: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> str:
+    """Deterministic split from a hash of the image id, so adding images never moves old ones."""
+    u = int.from_bytes(hashlib.sha1(record_id.encode("utf-8")).digest()[:8], "big") / 2**64
+    if u < fractions[0]:
+        return "train"
+    return "val" if u < fractions[0] + fractions[1] else "test"
+
+
+def load_pixels(path: Path, size: int, flip: bool = False) -> torch.Tensor:
+    """Image file -> float tensor (3, size, size) in [-1, 1]: resize the short side, centre-crop, flip."""
+    image, _ = open_rgb(path)
+    w, h = image.size
+    scale = size / min(w, h)
+    if scale != 1:
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.LANCZOS)
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    if flip:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+class ImageCaptionDataset(torch.utils.data.Dataset):
+    """Images with captions from an MM-CelebA-HQ folder, an imagefolder, or a CSV/JSONL manifest.
+
+    Each item: pixel_values (3, size, size) in [-1, 1], one caption (drawn at random when
+    `random_caption`, else the first), attributes (40 values of 1/-1, 0 where unknown) and the image id.
+    Randomness (caption choice, flip) is a pure function of (seed, epoch, index): call `set_epoch`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        size: int,
+        split: str | None = "train",
+        flip: bool = False,
+        random_caption: bool = True,
+        seed: int = 0,
+        split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
+        report: ScanReport | None = None,
+    ):
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+        self.report = report or scan_dataset(path, size)
+        if self.report.skipped:
+            log.warning("%s: skipped %d unusable images (run `t2i data check` for details)", path, self.report.skipped)
+        self.records: list[Record] = [
+            r for r in self.report.records if split is None or split_of(r.id, split_fractions) == split
+        ]
+        if not self.records:
+            raise ValueError(f"{path}: no usable images in split {split!r}")
+        self.size, self.flip, self.random_caption, self.seed = size, flip, random_caption, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        caption = record.captions[rng.integers(len(record.captions))] if self.random_caption else record.captions[0]
+        flip = self.flip and rng.random() < 0.5
+        return {
+            "pixel_values": load_pixels(record.image, self.size, flip),
+            "caption": caption,
+            "attributes": torch.tensor(attribute_vector(record.attributes), dtype=torch.int8),
+            "id": record.id,
+        }
