@@ -28,6 +28,48 @@ def _data_check(args):
     return 0 if report.records else 1
 
 
+def _train_autoencoder(args):
+    from t2i.autoencoder.train import train_autoencoder
+    from t2i.config import load_config
+
+    print(f"autoencoder saved to {train_autoencoder(load_config(args.config), args.data, args.out)}")
+
+
+def _train_diffusion(args):
+    from pathlib import Path
+
+    from accelerate import PartialState
+
+    from t2i.autoencoder.cache import cache_latents
+    from t2i.config import load_config
+    from t2i.diffusion.train import train_diffusion
+
+    config = load_config(args.config)
+    cache = Path(args.cache or Path(args.out) / "cache")
+    with PartialState().main_process_first():  # with several processes, the main one builds the cache
+        cache_latents(
+            args.autoencoder, args.data, cache, flip=config.data.flip, split_fractions=config.data.split_fractions
+        )
+    model = train_diffusion(config, cache, args.autoencoder, args.out, overfit_batch=args.overfit_batch)
+    print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
+
+
+def _eval_autoencoder(args):
+    from t2i.autoencoder.evaluate import evaluate_autoencoder
+
+    out = args.out or f"{args.model.rstrip('/')}-eval"
+    metrics = evaluate_autoencoder(args.model, args.data, args.split, out)
+    print("\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()))
+    print(f"reconstruction grid and metrics.json in {out}")
+
+
+def _cache_latents(args):
+    from t2i.autoencoder.cache import cache_latents
+
+    out = cache_latents(args.autoencoder, args.data, args.out, flip=not args.no_flip)
+    print(f"latent cache in {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +93,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="dataset folder or manifest")
     p.add_argument("--size", type=int, default=64, help="training size; smaller images are reported")
     p.set_defaults(func=_data_check)
+
+    train = commands.add_parser("train", help="train a stage").add_subparsers(dest="stage", required=True)
+    p = train.add_parser("autoencoder", help="stage 1: the image autoencoder (resumes from OUT/checkpoints)")
+    p.add_argument("--config", required=True, help="YAML config (configs/tiny.yaml, demo.yaml, celebahq256.yaml)")
+    p.add_argument("--data", required=True, help="dataset folder or manifest")
+    p.add_argument("--out", required=True, help="run folder: checkpoints/, samples/, logs/, vae/")
+    p.set_defaults(func=_train_autoencoder)
+    p = train.add_parser("diffusion", help="stage 2: the text-conditioned UNet (resumes from OUT/checkpoints)")
+    p.add_argument("--config", required=True, help="YAML config")
+    p.add_argument("--data", required=True, help="dataset folder or manifest (its latents are cached first)")
+    p.add_argument("--autoencoder", required=True, help="trained autoencoder folder")
+    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, logs/, model/")
+    p.add_argument("--cache", default=None, help="latent cache folder (default OUT/cache); reused when it matches")
+    p.add_argument("--overfit-batch", action="store_true", help="sanity check: train on one batch only")
+    p.set_defaults(func=_train_diffusion)
+
+    evaluate = commands.add_parser("eval", help="measure a model").add_subparsers(dest="what", required=True)
+    p = evaluate.add_parser("autoencoder", help="PSNR, SSIM, reconstruction grid, VQ codebook usage")
+    p.add_argument("--model", required=True, help="autoencoder folder (e.g. runs/ae/vae)")
+    p.add_argument("--data", required=True, help="dataset folder or manifest")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--out", default=None, help="folder for the grid and metrics.json (default MODEL-eval)")
+    p.set_defaults(func=_eval_autoencoder)
+
+    cache = commands.add_parser("cache", help="precompute training inputs").add_subparsers(dest="what", required=True)
+    p = cache.add_parser("latents", help="encode the dataset once into sharded safetensors (resumable)")
+    p.add_argument("--autoencoder", required=True, help="autoencoder folder")
+    p.add_argument("--data", required=True, help="dataset folder or manifest")
+    p.add_argument("--out", required=True, help="cache folder")
+    p.add_argument("--no-flip", action="store_true", help="do not store horizontally flipped latents")
+    p.set_defaults(func=_cache_latents)
     return parser
 
 

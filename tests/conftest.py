@@ -1,4 +1,32 @@
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_faces(tmp_path_factory):
+    """120 synthetic 32x32 captioned faces in the MM-CelebA-HQ layout."""
+    from t2i.data.synthetic import synthesize_dataset
+
+    return synthesize_dataset(tmp_path_factory.mktemp("tiny_faces"), 120, 32, seed=0, workers=1)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory, tiny_faces):
+    """A tiny KL autoencoder trained once (configs/tiny.yaml): (vae folder, run folder)."""
+    from t2i.autoencoder.train import train_autoencoder
+    from t2i.config import load_config
+
+    out = tmp_path_factory.mktemp("tiny_ae")
+    return train_autoencoder(load_config("configs/tiny.yaml"), tiny_faces, out), out
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory, trained_tiny, tiny_faces):
+    """The tiny dataset's latent cache."""
+    from t2i.autoencoder.cache import cache_latents
+
+    return cache_latents(trained_tiny[0], tiny_faces, tmp_path_factory.mktemp("tiny_cache"))

@@ -46,7 +46,8 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
 
     Each item: pixel_values (3, size, size) in [-1, 1], one caption (drawn at random when
     `random_caption`, else the first), attributes (40 values of 1/-1, 0 where unknown) and the image id.
-    Randomness (caption choice, flip) is a pure function of (seed, epoch, index): call `set_epoch`.
+    Randomness (caption choice, flip) is a pure function of (seed, epoch, index): `item(index, epoch)`,
+    or `set_epoch` then `dataset[index]`.
     """
 
     def __init__(
@@ -80,8 +81,11 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
+        return self.item(index, self.epoch)
+
+    def item(self, index: int, epoch: int) -> dict:
         record = self.records[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         caption = record.captions[rng.integers(len(record.captions))] if self.random_caption else record.captions[0]
         flip = self.flip and rng.random() < 0.5
         return {
@@ -90,3 +94,34 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             "attributes": torch.tensor(attribute_vector(record.attributes), dtype=torch.int8),
             "id": record.id,
         }
+
+
+class EpochStream(torch.utils.data.Dataset):
+    """An endless stream over a dataset: position p is item perm_e[p mod n] of epoch e = p // n.
+
+    Each epoch has its own permutation drawn from (seed, e), so the data order, captions and flips of
+    a run are a pure function of the position: a run resumed at step s sees exactly the batches an
+    uninterrupted run sees.
+    """
+
+    def __init__(self, dataset: ImageCaptionDataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+        self._permutations: dict[int, np.ndarray] = {}
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._permutations:
+            self._permutations = {epoch: np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.dataset))}
+        return self._permutations[epoch]
+
+    def __getitem__(self, position: int) -> dict:
+        epoch, offset = divmod(position, len(self.dataset))
+        return self.dataset.item(int(self.permutation(epoch)[offset]), epoch)
+
+
+def step_batches(start_step: int, batch_size: int, rank: int = 0, world: int = 1):
+    """Batch sampler for EpochStream: the positions of step s for this process, from start_step on."""
+    step = start_step
+    while True:
+        first = (step * world + rank) * batch_size
+        yield list(range(first, first + batch_size))
+        step += 1

@@ -29,8 +29,10 @@ def test_reading_the_seed_caption():
     found = attributes_in_caption("The person has high cheekbones, and pointy nose. She is wearing lipstick.")
     assert found == {"Pointy_Nose": 1, "Wearing_Lipstick": 1, "Male": -1}
     assert attributes_in_caption("This man has bushy eyebrows and a goatee.") == {
-        "Bushy_Eyebrows": 1, "Goatee": 1, "Male": 1,
-    }  # fmt: skip
+        "Bushy_Eyebrows": 1,
+        "Goatee": 1,
+        "Male": 1,
+    }
     # "eyeglasses" must not also read as a second "glasses"; "The person" asserts no gender
     assert attributes_in_caption("The person wears eyeglasses.") == {"Eyeglasses": 1}
 

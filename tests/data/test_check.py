@@ -80,9 +80,15 @@ def test_each_bad_input_is_converted_or_skipped_and_counted(messy):
     report = scan_dataset(messy, size=32)
     assert sorted(r.id for r in report.records) == ["cmyk", "good", "gray", "palette", "rgba", "sixteen"]
     assert {k: len(v) for k, v in report.problems.items()} == {
-        "empty_file": 1, "unreadable_image": 1, "corrupt_image": 1, "too_small": 1, "missing_captions": 1,
-        "empty_captions": 1, "caption_not_utf8": 1, "duplicate_id": 1,
-    }  # fmt: skip
+        "empty_file": 1,
+        "unreadable_image": 1,
+        "corrupt_image": 1,
+        "too_small": 1,
+        "missing_captions": 1,
+        "empty_captions": 1,
+        "caption_not_utf8": 1,
+        "duplicate_id": 1,
+    }
     assert dict(report.converted) == {"L": 1, "RGBA": 1, "CMYK": 1, "I;16": 1, "P": 1}
     assert "zero.png" in report.problems["empty_file"][0]
     text = report.summary()

@@ -1,0 +1,122 @@
+"""Training checkpoints: atomic, verified, safetensors only.
+
+A checkpoint is a folder `step-NNNNNNN/` holding `tensors.safetensors` (every tensor of the training
+state) and `state.json` (the rest of the state with tensors replaced by their keys, plus the sha256
+of the tensor file). It is written under a temporary name and renamed into place, so a kill at any
+moment leaves either the old latest checkpoint or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+PREFIX = "step-"
+
+
+def _flatten(obj, tensors: dict[str, torch.Tensor], path: str):
+    """Replace every tensor in a nested dict/list by {"__tensor__": key}; collect the tensors."""
+    if isinstance(obj, torch.Tensor):
+        tensors[path] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": path}
+    if isinstance(obj, dict):
+        return {
+            "__dict__": [
+                [_flatten(k, tensors, f"{path}.k{i}"), _flatten(v, tensors, f"{path}.{i}")]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_flatten(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_flatten(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
+    return obj
+
+
+def _unflatten(obj, tensors: dict[str, torch.Tensor]):
+    if isinstance(obj, dict) and "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if isinstance(obj, dict) and "__tuple__" in obj:
+        return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+    if isinstance(obj, dict) and "__dict__" in obj:
+        return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(root: str | Path, step: int, state: dict, keep: int = 3) -> Path:
+    """Write `state` (nested dicts/lists of tensors and JSON values) as checkpoint `step`; keep the last `keep`."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{PREFIX}{step:07d}"
+    tmp = root / f".tmp-{PREFIX}{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _flatten(state, tensors, "s")
+    save_file(tensors, tmp / "tensors.safetensors")
+    _fsync(tmp / "tensors.safetensors")
+    meta = {"step": step, "sha256": _sha256(tmp / "tensors.safetensors"), "state": skeleton}
+    (tmp / "state.json").write_text(json.dumps(meta))
+    _fsync(tmp / "state.json")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old)
+    return final
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    checkpoints = list_checkpoints(root)
+    return checkpoints[-1] if checkpoints else None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read and verify a checkpoint; a missing, truncated or altered file is a ValueError naming it."""
+    path = Path(path)
+    state_file, tensor_file = path / "state.json", path / "tensors.safetensors"
+    for f in (state_file, tensor_file):
+        if not f.is_file():
+            raise ValueError(f"checkpoint file missing: {f}")
+    try:
+        meta = json.loads(state_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"corrupted checkpoint file {state_file}: {error}") from None
+    if _sha256(tensor_file) != meta.get("sha256"):
+        raise ValueError(f"corrupted checkpoint file {tensor_file}: its sha256 does not match {state_file}")
+    try:
+        tensors = load_file(tensor_file)
+    except Exception as error:  # safetensors raises its own error types
+        raise ValueError(f"corrupted checkpoint file {tensor_file}: {error}") from None
+    return _unflatten(meta["state"], tensors)

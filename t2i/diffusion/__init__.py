@@ -1,0 +1,1 @@
+"""Stage 2: the text-conditioned latent diffusion model."""

@@ -1,0 +1,74 @@
+"""The text-embedding cache: each unique caption encoded once by a frozen text encoder.
+
+    CACHE/text-<encoder id>-<max tokens>/shard-00000.safetensors ...
+        embeddings (N, max_tokens, D) float16, metadata "keys": the sha1 of each caption, in row order
+
+Shards hold `shard_size` captions each, sorted by hash, and are written atomically, so an interrupted
+run resumes. The empty caption (the unconditional input) is always included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+
+def caption_key(caption: str) -> str:
+    return hashlib.sha1(caption.encode("utf-8")).hexdigest()
+
+
+def encoder_id(text_encoder) -> str:
+    """A short id of a frozen encoder: hash of its weights' names, shapes and a checksum of values."""
+    h = hashlib.sha1()
+    for name, tensor in text_encoder.state_dict().items():
+        h.update(f"{name}{tuple(tensor.shape)}{tensor.float().sum().item():.6e}".encode())
+    return h.hexdigest()[:12]
+
+
+class TextEmbeddingCache:
+    """Maps captions to their (max_tokens, D) embeddings; builds missing shards on open."""
+
+    def __init__(
+        self, folder: str | Path, text_encoder, captions: list[str], shard_size: int = 8192, batch_size: int = 256
+    ):
+        self.folder = Path(folder) / f"text-{encoder_id(text_encoder)}-{text_encoder.max_tokens}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        unique = sorted({caption_key(c): c for c in [*captions, ""]}.items())
+        shards = [unique[i : i + shard_size] for i in range(0, len(unique), shard_size)]
+        (self.folder / "index.json").write_text(json.dumps({"captions": len(unique), "shards": len(shards)}))
+        for number, shard in enumerate(tqdm(shards, desc="cache text embeddings", unit="shard")):
+            path = self.folder / f"shard-{number:05d}.safetensors"
+            if path.exists() and self._keys(path) == [k for k, _ in shard]:
+                continue
+            rows = []
+            for b in range(0, len(shard), batch_size):
+                embeddings, _ = text_encoder.encode([c for _, c in shard[b : b + batch_size]])
+                rows.append(embeddings.to(torch.float16).cpu())
+            tmp = path.with_suffix(".tmp")
+            save_file({"embeddings": torch.cat(rows)}, tmp, metadata={"keys": json.dumps([k for k, _ in shard])})
+            os.replace(tmp, path)
+        self.embeddings = torch.cat(
+            [self._load(self.folder / f"shard-{n:05d}.safetensors") for n in range(len(shards))]
+        )
+        self.row = {key: i for i, (key, _) in enumerate(unique)}
+
+    @staticmethod
+    def _keys(path: Path) -> list[str]:
+        with safe_open(path, "pt") as f:
+            return json.loads(f.metadata()["keys"])
+
+    @staticmethod
+    def _load(path: Path) -> torch.Tensor:
+        with safe_open(path, "pt") as f:
+            return f.get_tensor("embeddings")
+
+    def __call__(self, captions: list[str]) -> torch.Tensor:
+        """(B, max_tokens, D) float32 embeddings of captions that were in the cache."""
+        return self.embeddings[[self.row[caption_key(c)] for c in captions]].float()

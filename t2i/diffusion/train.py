@@ -1,0 +1,295 @@
+"""Stage 2 training: a UNet learns εθ(z_t, t, τθ(y)) on cached latents and cached text embeddings.
+
+    z0 = s·E(x)                      from the latent cache (a fresh z ~ q(z|x) each time for KL)
+    z_t = √ᾱ_t z0 + √(1−ᾱ_t) ε       DDPMScheduler.add_noise, scaled-linear β, T = 1000
+    L = w(t) ‖ε − εθ(z_t, t, τθ(y))‖²  min-SNR-γ weight w(t); y replaced by "" with probability p (CFG)
+
+Every random draw of step s (rows, captions, flips, caption dropout, latent sample, ε, t) is a pure
+function of (seed, s, process), so a resumed run continues exactly where an uninterrupted one would be.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel, compute_snr
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from t2i.autoencoder.cache import LatentCache
+from t2i.autoencoder.model import load_autoencoder
+from t2i.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from t2i.config import Config, save_config, to_dict
+from t2i.diffusion.text_cache import TextEmbeddingCache
+from t2i.diffusion.unet import build_unet
+from t2i.grid import make_grid, to_pil
+from t2i.pipeline import Text2ImagePipeline
+from t2i.plots import plot_losses
+from t2i.text import load_text_encoder
+
+TIMESTEP_BUCKETS = 5
+
+
+def make_noise_scheduler(config: Config) -> DDPMScheduler:
+    d = config.diffusion
+    return DDPMScheduler(
+        num_train_timesteps=d.num_train_timesteps,
+        beta_start=d.beta_start,
+        beta_end=d.beta_end,
+        beta_schedule="scaled_linear",
+        prediction_type=d.prediction_type,
+        clip_sample=False,
+    )
+
+
+def min_snr_weight(snr: torch.Tensor, gamma: float | None, prediction_type: str) -> torch.Tensor:
+    """w(t) = min(SNR_t, γ) / SNR_t for ε-prediction, min(SNR_t, γ) / (SNR_t + 1) for v (Hang et al. 2023)."""
+    if gamma is None:
+        return torch.ones_like(snr)
+    clipped = snr.clamp(max=gamma)
+    return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
+
+
+class BatchPlan:
+    """Which cache rows, captions, flips and dropped captions make up a micro-batch: a pure function of it."""
+
+    def __init__(self, cache: LatentCache, rows: list[int], seed: int, batch_size: int, cfg_dropout: float):
+        self.cache, self.rows, self.seed = cache, np.asarray(rows), seed
+        self.batch_size, self.cfg_dropout = batch_size, cfg_dropout
+
+    def micro_batch(self, index: int):
+        """Micro-batch `index` (counted over all processes): row ids, captions (some ""), flips."""
+        rows, captions, flips = [], [], []
+        for position in range(index * self.batch_size, (index + 1) * self.batch_size):
+            epoch, offset = divmod(position, len(self.rows))
+            order = np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.rows))
+            row = int(self.rows[order[offset]])
+            rng = np.random.default_rng([self.seed, position, 2])
+            record_captions = self.cache.records[row]["captions"]
+            caption = record_captions[rng.integers(len(record_captions))]
+            rows.append(row)
+            flips.append(bool(rng.random() < 0.5))
+            captions.append("" if rng.random() < self.cfg_dropout else caption)
+        return torch.tensor(rows), captions, torch.tensor(flips)
+
+
+def train_diffusion(
+    config: Config, cache_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path, overfit_batch: bool = False
+) -> Path:
+    """Train (or resume) the text-conditioned UNet; returns the model folder OUT/model."""
+    tc = config.diffusion_training
+    out = Path(out_dir)
+    for sub in ("checkpoints", "samples", "logs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(
+        mixed_precision=tc.mixed_precision,
+        gradient_accumulation_steps=tc.grad_accum,
+        log_with="tensorboard",
+        project_dir=out / "logs",
+    )
+    torch.manual_seed(tc.seed)
+    save_config(config, out / "config.yaml")
+
+    # data: cached latents (train split) and, for a frozen encoder, cached caption embeddings
+    vae = load_autoencoder(autoencoder_dir).to(accelerator.device)
+    scale = vae.config.scaling_factor
+    cache = LatentCache(cache_dir, autoencoder_dir, config.data.image_size)
+    train_rows = [i for i, r in enumerate(cache.records) if r["split"] == "train"]
+    if overfit_batch:
+        train_rows = train_rows[: tc.batch_size]
+    plan = BatchPlan(cache, train_rows, tc.seed, tc.batch_size, 0.0 if overfit_batch else tc.cfg_dropout)
+    text_encoder = load_text_encoder(
+        config.text.kind,
+        config.text.path,
+        config.text.max_tokens,
+        scratch={
+            "width": config.text.scratch_width,
+            "layers": config.text.scratch_layers,
+            "heads": config.text.scratch_heads,
+        },
+    )
+    text_encoder.to(accelerator.device)
+    jointly_trained = config.text.kind == "scratch"
+    if not jointly_trained:
+        captions = sorted({c for i in train_rows for c in cache.records[i]["captions"]} | set(tc.sample_prompts))
+        with accelerator.main_process_first():
+            text_cache = TextEmbeddingCache(Path(cache_dir), text_encoder, captions)
+
+    # model, EMA, optimizer (AdamW), LR warm-up then cosine/constant
+    latent_size = config.data.image_size // config.autoencoder.downsample_factor
+    unet = build_unet(config.unet, vae.config.latent_channels, latent_size, text_encoder.hidden_size)
+    trained = list(unet.parameters()) + (list(text_encoder.parameters()) if jointly_trained else [])
+    ema = EMAModel(unet.parameters(), decay=tc.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config)
+    optimizer = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
+    lr_schedule = get_scheduler(
+        "cosine" if tc.lr_schedule == "cosine" else "constant_with_warmup",
+        optimizer,
+        num_warmup_steps=tc.warmup_steps,
+        num_training_steps=tc.steps,
+    )
+    noise_scheduler = make_noise_scheduler(config)
+
+    # resume: UNet, EMA, optimizer, LR schedule, text encoder (if trained), loss history, step
+    step, history = 0, []
+    checkpoint = latest_checkpoint(out / "checkpoints")
+    if checkpoint:
+        state = load_checkpoint(checkpoint)
+        unet.load_state_dict(state["unet"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        if jointly_trained:
+            text_encoder.load_state_dict(state["text_encoder"])
+        step, history = state["step"], state["history"]
+        accelerator.print(f"resumed from {checkpoint} at step {step}")
+    ema.to(accelerator.device)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if jointly_trained and world > 1:
+        raise ValueError("text.kind 'scratch' trains on one process only; use a frozen encoder for multi-GPU runs")
+    unet, optimizer, lr_schedule = accelerator.prepare(unet, optimizer, lr_schedule)
+    raw_unet, raw_text = accelerator.unwrap_model(unet), text_encoder
+    accelerator.init_trackers("diffusion")
+
+    def save(step: int) -> None:
+        if accelerator.is_main_process:
+            state = {
+                "step": step,
+                "history": history,
+                "unet": raw_unet.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "lr_schedule": lr_schedule.state_dict(),
+                "world_size": world,
+                "global_batch": tc.batch_size * tc.grad_accum * world,
+            }
+            if jointly_trained:
+                state["text_encoder"] = raw_text.state_dict()
+            save_checkpoint(out / "checkpoints", step, state, tc.keep_checkpoints)
+
+    def sample_grid(step: int) -> None:
+        prompts = list(tc.sample_prompts)
+        if overfit_batch:
+            rows, prompts, _ = plan.micro_batch(0)
+            prompts = prompts[:8]
+        ema.store(raw_unet.parameters())
+        ema.copy_to(raw_unet.parameters())  # sample with the EMA weights
+        pipe = Text2ImagePipeline(raw_unet, vae, raw_text, noise_scheduler.config)
+        images = pipe(
+            prompts, guidance_scale=tc.sample_guidance, num_inference_steps=tc.sample_steps, seed=tc.sample_seed
+        )
+        ema.restore(raw_unet.parameters())
+        raw_unet.train()
+        if overfit_batch:  # the training images above their reproductions
+            z0 = cache.latents(rows[:8], torch.zeros(len(prompts), dtype=torch.bool), torch.Generator()) * scale
+            images = to_pil(vae.decode(z0.to(accelerator.device) / scale).sample) + images
+            prompts = [""] * len(prompts) + prompts
+        make_grid(images, prompts, cols=len(tc.sample_prompts if not overfit_batch else prompts[:8]), cell=96).save(
+            out / "samples" / f"samples-{step:07d}.png"
+        )
+
+    progress = tqdm(total=tc.steps, initial=step, desc="diffusion", disable=not accelerator.is_main_process)
+    tick, seen = time.perf_counter(), 0
+    loss_sum, loss_steps = 0.0, 0  # the logged loss is the mean over the steps since the last log
+    bucket_sum, bucket_count = torch.zeros(TIMESTEP_BUCKETS), torch.zeros(TIMESTEP_BUCKETS)
+    while step < tc.steps:
+        for micro in range(tc.grad_accum):
+            index = 0 if overfit_batch else (step * tc.grad_accum + micro) * world + rank
+            rows, captions, flips = plan.micro_batch(index)
+            gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + (step * tc.grad_accum + micro) * world + rank)
+            with accelerator.accumulate(unet):
+                z0 = (cache.latents(rows, flips, gen) * scale).to(accelerator.device)  # z0 = s·E(x)
+                if jointly_trained:
+                    context, _ = text_encoder.encode(captions)
+                else:
+                    context = text_cache(captions).to(accelerator.device)
+                noise = torch.randn(z0.shape, generator=gen).to(accelerator.device)
+                t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
+                t = t.to(accelerator.device)
+                z_t = noise_scheduler.add_noise(z0, noise, t)  # z_t = √ᾱ_t z0 + √(1−ᾱ_t) ε
+                if noise_scheduler.config.prediction_type == "epsilon":
+                    target = noise
+                else:
+                    target = noise_scheduler.get_velocity(z0, noise, t)  # v = √ᾱ_t ε − √(1−ᾱ_t) z0
+                with accelerator.autocast():
+                    prediction = unet(z_t, t, encoder_hidden_states=context).sample
+                per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean((1, 2, 3))
+                weight = min_snr_weight(
+                    compute_snr(noise_scheduler, t), tc.min_snr_gamma, noise_scheduler.config.prediction_type
+                )
+                loss = (weight * per_sample).mean()  # L = w(t) ‖ε − εθ(z_t, t, τθ(y))‖²
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(
+                        f"diffusion loss is {loss.item()} at step {step}; stopping. The last good checkpoint "
+                        f"({latest_checkpoint(out / 'checkpoints')}) is untouched: lower the LR or check the data"
+                    )
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(trained, tc.grad_clip)
+                optimizer.step()
+                lr_schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+            buckets = (t.cpu() * TIMESTEP_BUCKETS // noise_scheduler.config.num_train_timesteps).long()
+            loss_sum += loss.item() / tc.grad_accum
+            bucket_sum.index_add_(0, buckets, per_sample.detach().cpu())
+            bucket_count.index_add_(0, buckets, torch.ones(len(buckets)))
+            seen += len(z0) * world
+        ema.step(raw_unet.parameters())
+        step += 1
+        loss_steps += 1
+        progress.update()
+        if step % tc.log_every == 0 or step == tc.steps:
+            rate = seen / (time.perf_counter() - tick)
+            logs = {
+                "step": step,
+                "loss": loss_sum / loss_steps,
+                "lr": lr_schedule.get_last_lr()[0],
+                "images_per_s": rate,
+            }
+            logs |= {
+                f"loss_t{b}": (bucket_sum[b] / bucket_count[b]).item()
+                for b in range(TIMESTEP_BUCKETS)
+                if bucket_count[b] > 0
+            }
+            tick, seen, loss_sum, loss_steps = time.perf_counter(), 0, 0.0, 0
+            bucket_sum.zero_()
+            bucket_count.zero_()
+            history.append(logs)
+            accelerator.log({f"diffusion/{k}": v for k, v in logs.items() if k != "step"}, step=step)
+            progress.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{rate:.1f}")
+        if accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps):
+            sample_grid(step)
+            plot_losses(
+                history,
+                out / "samples" / "losses.png",
+                ["loss"] + [f"loss_t{b}" for b in range(TIMESTEP_BUCKETS)],
+                "diffusion (loss_tK: timesteps in bucket K of 5, K=0 least noise)",
+            )
+        if step % tc.checkpoint_every == 0 or step == tc.steps:
+            save(step)
+    progress.close()
+    accelerator.end_training()
+
+    # the model folder: EMA UNet, the autoencoder, the noise schedule, the text encoder, our config
+    model_dir = out / "model"
+    if accelerator.is_main_process:
+        ema.copy_to(raw_unet.parameters())
+        raw_unet.save_pretrained(model_dir / "unet", safe_serialization=True)
+        shutil.copytree(autoencoder_dir, model_dir / "vae", dirs_exist_ok=True)
+        noise_scheduler.save_pretrained(model_dir / "scheduler")
+        (model_dir / "text_encoder").mkdir(exist_ok=True)
+        (model_dir / "text_encoder" / "t2i_text.json").write_text(json.dumps(to_dict(config.text), indent=2))
+        if jointly_trained:
+            save_file(raw_text.state_dict(), model_dir / "text_encoder" / "model.safetensors")
+        save_config(config, model_dir / "t2i_config.yaml")
+    accelerator.wait_for_everyone()
+    return model_dir

@@ -1,0 +1,29 @@
+"""The denoiser εθ(z_t, t, τθ(y)): a diffusers UNet2DConditionModel built from a UNetConfig."""
+
+from __future__ import annotations
+
+from diffusers import UNet2DConditionModel
+
+from t2i.config import UNetConfig
+
+
+def build_unet(config: UNetConfig, latent_channels: int, latent_size: int, cross_attention_dim: int):
+    """An untrained UNet; cross-attention width = the text encoder's hidden size."""
+    if len(config.channels) != len(config.attention):
+        raise ValueError("unet.channels and unet.attention need one entry per level")
+    if any(c % config.norm_num_groups or c % config.attention_head_dim for c in config.channels):
+        raise ValueError("unet.norm_num_groups and unet.attention_head_dim must divide every entry of unet.channels")
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in config.attention)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention))
+    return UNet2DConditionModel(
+        sample_size=latent_size,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=tuple(config.channels),
+        layers_per_block=config.layers_per_block,
+        attention_head_dim=tuple(c // config.attention_head_dim for c in config.channels),  # heads per level
+        norm_num_groups=config.norm_num_groups,
+        cross_attention_dim=cross_attention_dim,
+    )

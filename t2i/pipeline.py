@@ -1,0 +1,108 @@
+"""Text2ImagePipeline: prompt -> τθ -> denoise latents with classifier-free guidance -> decode.
+
+Each step is spelled out the way diffusers' StableDiffusionPipeline does it (encode prompt, prepare
+latents, denoising loop, decode), so that a model exported to diffusers gives the same images.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+
+from t2i.grid import to_pil
+
+SCHEDULERS = {
+    "dpm++": DPMSolverMultistepScheduler,
+    "ddim": DDIMScheduler,
+    "ddpm": DDPMScheduler,
+    "euler": EulerDiscreteScheduler,
+    "euler-a": EulerAncestralDiscreteScheduler,
+    "unipc": UniPCMultistepScheduler,
+}
+
+
+def make_scheduler(name: str, train_scheduler_config) -> object:
+    """A sampler configured from the training noise schedule (same β_t, T and prediction type)."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {sorted(SCHEDULERS)}, got {name!r}")
+    return SCHEDULERS[name].from_config(train_scheduler_config)
+
+
+class Text2ImagePipeline:
+    def __init__(self, unet, vae, text_encoder, scheduler_config):
+        self.unet, self.vae, self.text_encoder = unet.eval(), vae.eval(), text_encoder
+        self.scheduler_config = scheduler_config
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        embeddings, _ = self.text_encoder.encode(prompts)
+        return embeddings.to(self.device, self.unet.dtype)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        guidance_scale: float = 3.0,
+        num_inference_steps: int = 20,
+        scheduler: str = "dpm++",
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        num_images_per_prompt: int = 1,
+        output_type: str = "pil",
+    ):
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ValueError("prompt must be a string or a non-empty list of strings")
+        negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * len(prompts)
+        if len(negatives) != len(prompts) or not all(isinstance(p, str) for p in negatives):
+            raise ValueError("negative_prompt must be a string or a list of strings, one per prompt")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be an integer >= 1, got {num_images_per_prompt!r}")
+        sampler = make_scheduler(scheduler, self.scheduler_config)
+        if generator is None:
+            generator = torch.Generator("cpu").manual_seed(0 if seed is None else seed)
+
+        # 1. encode the prompt (and the negative / empty prompt for classifier-free guidance)
+        cond = self.encode_prompt(prompts).repeat_interleave(num_images_per_prompt, 0)
+        use_cfg = guidance_scale > 1.0
+        if use_cfg:
+            uncond = self.encode_prompt(negatives).repeat_interleave(num_images_per_prompt, 0)
+            context = torch.cat([uncond, cond])
+
+        # 2. prepare latents z_T ~ N(0, I), scaled by the sampler's initial sigma
+        size = self.unet.config.sample_size
+        shape = (len(cond), self.unet.config.in_channels, size, size)
+        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
+        latents = latents * sampler.init_noise_sigma
+
+        # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step
+        sampler.set_timesteps(num_inference_steps, device=self.device)
+        for t in sampler.timesteps:
+            model_input = torch.cat([latents] * 2) if use_cfg else latents
+            model_input = sampler.scale_model_input(model_input, t)
+            eps = self.unet(model_input, t, encoder_hidden_states=context if use_cfg else cond).sample
+            if use_cfg:
+                eps_uncond, eps_cond = eps.chunk(2)
+                eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+            latents = sampler.step(eps, t, latents, generator=generator).prev_sample
+
+        # 4. decode: x = D(z0 / s)
+        if output_type == "latent":
+            return latents
+        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        return to_pil(images) if output_type == "pil" else images

