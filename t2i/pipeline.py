@@ -6,6 +6,8 @@ latents, denoising loop, decode), so that a model exported to diffusers gives th
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from diffusers import (
     DDIMScheduler,
@@ -61,7 +63,7 @@ class Text2ImagePipeline:
         num_images_per_prompt: int = 1,
         output_type: str = "pil",
     ):
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, list | tuple) else []
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompt must be a string or a non-empty list of strings")
         negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * len(prompts)
@@ -92,6 +94,7 @@ class Text2ImagePipeline:
 
         # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step
         sampler.set_timesteps(num_inference_steps, device=self.device)
+        takes_generator = "generator" in inspect.signature(sampler.step).parameters  # stochastic samplers
         for t in sampler.timesteps:
             model_input = torch.cat([latents] * 2) if use_cfg else latents
             model_input = sampler.scale_model_input(model_input, t)
@@ -99,7 +102,8 @@ class Text2ImagePipeline:
             if use_cfg:
                 eps_uncond, eps_cond = eps.chunk(2)
                 eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-            latents = sampler.step(eps, t, latents, generator=generator).prev_sample
+            extra = {"generator": generator} if takes_generator else {}
+            latents = sampler.step(eps, t, latents, **extra).prev_sample
 
         # 4. decode: x = D(z0 / s)
         if output_type == "latent":
