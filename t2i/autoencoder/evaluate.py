@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from diffusers import VQModel
 from tqdm import tqdm
 
-from t2i.autoencoder.model import decode, encode, load_autoencoder
+from t2i.autoencoder.model import encode, load_autoencoder
 from t2i.data.datasets import ImageCaptionDataset
 from t2i.grid import make_grid, to_pil
 
@@ -52,7 +52,7 @@ def evaluate_autoencoder(
     for start in tqdm(range(0, len(data), batch_size), desc=f"eval {split}"):
         x = torch.stack([data.item(i, 0)["pixel_values"] for i in range(start, min(start + batch_size, len(data)))])
         z = encode(model, x)
-        x_hat = decode(model, z).clamp(-1, 1)
+        x_hat = model.decode(z).sample.clamp(-1, 1)
         psnrs.append(psnr(x, x_hat))
         ssims.append(ssim(x, x_hat))
         if isinstance(model, VQModel):

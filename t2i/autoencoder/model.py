@@ -53,7 +53,3 @@ def encode(model: AutoencoderKL | VQModel, x: torch.Tensor) -> torch.Tensor:
     if isinstance(model, VQModel):
         return model.encode(x).latents
     return model.encode(x).latent_dist.mode()
-
-
-def decode(model: AutoencoderKL | VQModel, z: torch.Tensor) -> torch.Tensor:
-    return model.decode(z).sample

@@ -176,11 +176,14 @@ def train_diffusion(
                 state["text_encoder"] = raw_text.state_dict()
             save_checkpoint(out / "checkpoints", step, state, tc.keep_checkpoints)
 
+    @torch.no_grad()
     def sample_grid(step: int) -> None:
-        prompts = list(tc.sample_prompts)
-        if overfit_batch:
-            rows, prompts, _ = plan.micro_batch(0)
-            prompts = prompts[:8]
+        prompts, originals = list(tc.sample_prompts), []
+        if overfit_batch:  # the training images, above what the model makes of their captions
+            rows, captions, flips = plan.micro_batch(0)
+            prompts = captions[:8]
+            z = cache.latents(rows[:8], flips[:8], torch.Generator())
+            originals = to_pil(vae.decode(z.to(accelerator.device)).sample)
         ema.store(raw_unet.parameters())
         ema.copy_to(raw_unet.parameters())  # sample with the EMA weights
         pipe = Text2ImagePipeline(raw_unet, vae, raw_text, noise_scheduler.config)
@@ -189,11 +192,8 @@ def train_diffusion(
         )
         ema.restore(raw_unet.parameters())
         raw_unet.train()
-        if overfit_batch:  # the training images above their reproductions
-            z0 = cache.latents(rows[:8], torch.zeros(len(prompts), dtype=torch.bool), torch.Generator()) * scale
-            images = to_pil(vae.decode(z0.to(accelerator.device) / scale).sample) + images
-            prompts = [""] * len(prompts) + prompts
-        make_grid(images, prompts, cols=len(tc.sample_prompts if not overfit_batch else prompts[:8]), cell=96).save(
+        labels = [""] * len(originals) + prompts
+        make_grid(originals + images, labels, cols=len(prompts), cell=96).save(
             out / "samples" / f"samples-{step:07d}.png"
         )
 
