@@ -126,11 +126,13 @@ def train_diffusion(
             text_cache = TextEmbeddingCache(Path(cache_dir), text_encoder, captions)
 
     # model, EMA, optimizer (AdamW), LR warm-up then cosine/constant
-    latent_size = config.data.image_size // config.autoencoder.downsample_factor
+    latent_size = config.data.image_size // 2 ** (len(vae.config.block_out_channels) - 1)
     unet = build_unet(config.unet, vae.config.latent_channels, latent_size, text_encoder.hidden_size)
     trained = list(unet.parameters()) + (list(text_encoder.parameters()) if jointly_trained else [])
     ema = EMAModel(unet.parameters(), decay=tc.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config)
     optimizer = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
+    if tc.lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"diffusion_training.lr_schedule must be 'cosine' or 'constant', got {tc.lr_schedule!r}")
     lr_schedule = get_scheduler(
         "cosine" if tc.lr_schedule == "cosine" else "constant_with_warmup",
         optimizer,
