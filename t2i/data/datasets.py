@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -96,6 +97,12 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
         }
 
 
+@functools.lru_cache(maxsize=2)
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The data order of one epoch: a permutation of range(n) drawn from (seed, epoch)."""
+    return np.random.default_rng([seed, epoch, 1]).permutation(n)
+
+
 class EpochStream(torch.utils.data.Dataset):
     """An endless stream over a dataset: position p is item perm_e[p mod n] of epoch e = p // n.
 
@@ -106,16 +113,10 @@ class EpochStream(torch.utils.data.Dataset):
 
     def __init__(self, dataset: ImageCaptionDataset, seed: int):
         self.dataset, self.seed = dataset, seed
-        self._permutations: dict[int, np.ndarray] = {}
-
-    def permutation(self, epoch: int) -> np.ndarray:
-        if epoch not in self._permutations:
-            self._permutations = {epoch: np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.dataset))}
-        return self._permutations[epoch]
 
     def __getitem__(self, position: int) -> dict:
         epoch, offset = divmod(position, len(self.dataset))
-        return self.dataset.item(int(self.permutation(epoch)[offset]), epoch)
+        return self.dataset.item(int(epoch_order(self.seed, epoch, len(self.dataset))[offset]), epoch)
 
 
 def step_batches(start_step: int, batch_size: int, rank: int = 0, world: int = 1):

@@ -30,6 +30,7 @@ from t2i.autoencoder.cache import LatentCache
 from t2i.autoencoder.model import load_autoencoder
 from t2i.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from t2i.config import Config, save_config, to_dict
+from t2i.data.datasets import epoch_order
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.unet import build_unet
 from t2i.grid import make_grid, to_pil
@@ -72,8 +73,7 @@ class BatchPlan:
         rows, captions, flips = [], [], []
         for position in range(index * self.batch_size, (index + 1) * self.batch_size):
             epoch, offset = divmod(position, len(self.rows))
-            order = np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.rows))
-            row = int(self.rows[order[offset]])
+            row = int(self.rows[epoch_order(self.seed, epoch, len(self.rows))[offset]])
             rng = np.random.default_rng([self.seed, position, 2])
             record_captions = self.cache.records[row]["captions"]
             caption = record_captions[rng.integers(len(record_captions))]
