@@ -1,4 +1,4 @@
-# Two commands: `make run` (install, then the main job) and `make test` (install, then the tests).
+# Two commands: `make run` (install, then generate faces with the committed demo model) and `make test` (install, then the tests).
 # TORCH picks the torch build installed before everything else: the CPU build by default.
 # A GPU machine: make run TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 PYTHON ?= python3
@@ -20,9 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/t2i data synth --out data/faces64 --n 2000 --size 64 --seed 0
-	$(BIN)/t2i data check data/faces64
-	$(BIN)/t2i data preview data/faces64 --out data/faces64-preview.png
+	$(BIN)/t2i generate "The person has high cheekbones, and pointy nose. She is wearing lipstick." --n 4 --out outputs
 
 test: install
 	$(BIN)/ruff check .

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
+
+DEMO_MODEL = Path(__file__).resolve().parent.parent / "weights" / "demo"
 
 
 def _data_synth(args):
@@ -45,6 +48,8 @@ def _train_diffusion(args):
     from t2i.diffusion.train import train_diffusion
 
     config = load_config(args.config)
+    if args.text_encoder:
+        config.text.path = args.text_encoder
     cache = Path(args.cache or Path(args.out) / "cache")
     with PartialState().main_process_first():  # with several processes, the main one builds the cache
         cache_latents(
@@ -68,6 +73,48 @@ def _cache_latents(args):
 
     out = cache_latents(args.autoencoder, args.data, args.out, flip=not args.no_flip)
     print(f"latent cache in {out}")
+
+
+def _generate(args):
+    import time
+
+    from t2i.generate import generate_images, read_prompts_file
+    from t2i.pipeline import Text2ImagePipeline
+
+    if (args.prompt is None) == (args.prompts_file is None):
+        raise ValueError("give a PROMPT or --prompts-file FILE (one of the two)")
+    prompts = read_prompts_file(args.prompts_file) if args.prompts_file else [
+        {"prompt": args.prompt, "negative_prompt": args.negative}
+    ]  # fmt: skip
+    pipe = Text2ImagePipeline.from_pretrained(args.model)
+    start = time.perf_counter()
+    paths = generate_images(pipe, prompts, args.out, args.n, args.seed, args.steps, args.guidance, args.scheduler)
+    print("\n".join(str(p) for p in paths))
+    print(f"{len(prompts) * args.n} image(s) in {time.perf_counter() - start:.1f} s")
+
+
+def _export(args):
+    from t2i.export import export_diffusers, export_t2i_fp16
+
+    if args.format == "diffusers":
+        print(f"diffusers StableDiffusionPipeline folder: {export_diffusers(args.model, args.out, args.scheduler)}")
+    else:
+        print(f"t2i model folder with a float16 UNet: {export_t2i_fp16(args.model, args.out)}")
+
+
+def _demo(args):
+    from t2i.demo import run_demo
+
+    run_demo(args.out)
+
+
+def _serve(args):
+    import os
+
+    from t2i.serve import ServeLimits, serve
+
+    limits = ServeLimits(args.max_steps, args.max_images, args.max_prompt_chars, args.max_queue, args.timeout)
+    serve(args.model, args.host, args.port, args.api_key or os.environ.get("T2I_API_KEY"), limits)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--autoencoder", required=True, help="trained autoencoder folder")
     p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, logs/, model/")
     p.add_argument("--cache", default=None, help="latent cache folder (default OUT/cache); reused when it matches")
+    p.add_argument("--text-encoder", default=None, help="local BERT/CLIP folder (default: text.path, else MiniLM)")
     p.add_argument("--overfit-batch", action="store_true", help="sanity check: train on one batch only")
     p.set_defaults(func=_train_diffusion)
 
@@ -124,6 +172,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="cache folder")
     p.add_argument("--no-flip", action="store_true", help="do not store horizontally flipped latents")
     p.set_defaults(func=_cache_latents)
+
+    p = commands.add_parser("generate", help="images from text with a trained model (PNG with parameters)")
+    p.add_argument("prompt", nargs="?", help='a description, e.g. "She has blond hair and wears a hat."')
+    p.add_argument("--negative", default="", help="negative prompt (what to steer away from)")
+    p.add_argument("--prompts-file", default=None, help="many prompts: a line each, or JSONL {prompt, negative_prompt}")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
+    p.add_argument("--steps", type=int, default=20, help="sampler steps")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--scheduler", default="dpm++", help="dpm++, ddim, ddpm, euler, euler-a or unipc")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k uses seed + k")
+    p.add_argument("--n", type=int, default=1, help="images per prompt (a grid is written when > 1)")
+    p.add_argument("--out", default="outputs", help="folder for the PNGs")
+    p.set_defaults(func=_generate)
+
+    p = commands.add_parser("export", help="write a model in another library's format")
+    p.add_argument("out", help="output folder")
+    p.add_argument(
+        "--format",
+        default="diffusers",
+        choices=["diffusers", "t2i-fp16"],
+        help="diffusers: a StableDiffusionPipeline folder; t2i-fp16: this model with its UNet stored in float16",
+    )
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
+    p.add_argument("--scheduler", default="dpm++", help="the exported pipeline's scheduler")
+    p.set_defaults(func=_export)
+
+    p = commands.add_parser("serve", help="a web page and an HTTP API over one model")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set T2I_API_KEY)")
+    p.add_argument("--max-steps", type=int, default=150, help="most sampler steps a request may ask for")
+    p.add_argument("--max-images", type=int, default=8, help="most images per request")
+    p.add_argument("--max-prompt-chars", type=int, default=1000, help="longest prompt, in characters")
+    p.add_argument("--max-queue", type=int, default=16, help="requests that may wait; more get 429")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request, waiting included")
+    p.set_defaults(func=_serve)
+
+    p = commands.add_parser("demo", help="every stage end to end at the tiny scale (minutes on a CPU)")
+    p.add_argument("--out", default="runs/demo", help="folder for everything the demo makes")
+    p.set_defaults(func=_demo)
     return parser
 
 

@@ -40,6 +40,7 @@ class AutoencoderTrainConfig:
     batch_size: int = 32  # images per step (per process)
     lr: float = 4.5e-6 * 32  # Adam learning rate (LDM: 4.5e-6 x batch)
     warmup_steps: int = 100  # linear LR warm-up
+    lr_schedule: str = "cosine"  # "cosine" (to 0 at `steps`) or "constant", after warm-up
     l1_weight: float = 1.0  # |x - x̂|
     l2_weight: float = 0.0  # (x - x̂)²
     kl_weight: float = 1e-6  # KL(q(z|x) || N(0, I)) for kind kl
@@ -97,6 +98,9 @@ class DiffusionTrainConfig:
     weight_decay: float = 0.01  # AdamW
     grad_clip: float = 1.0  # max global gradient norm
     min_snr_gamma: float | None = 5.0  # min-SNR-γ loss weight; None switches it off
+    captions_per_image: int | None = (
+        None  # train on the first K captions of each image (None = all); bounds the text cache
+    )
     cfg_dropout: float = 0.1  # probability that a caption is replaced by "" (for classifier-free guidance)
     ema_decay: float = 0.9999  # EMA max decay; LDM warm-up: decay_t = min(ema_decay, (1 + t) / (10 + t))
     mixed_precision: str = "no"  # accelerate: "no" (CPU default), "bf16" or "fp16" (GPUs)
@@ -129,6 +133,14 @@ class Config:
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     diffusion_training: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
+
+
+def diffusers_schedule_name(lr_schedule: str, section: str) -> str:
+    """The `diffusers.optimization.get_scheduler` name for an `lr_schedule` field (warm-up included)."""
+    names = {"cosine": "cosine", "constant": "constant_with_warmup"}
+    if lr_schedule not in names:
+        raise ValueError(f"{section}.lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}")
+    return names[lr_schedule]
 
 
 def _build(cls, values: dict, where: str):

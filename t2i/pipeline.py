@@ -6,7 +6,11 @@ latents, denoising loop, decode), so that a model exported to diffusers gives th
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from diffusers import (
@@ -15,10 +19,16 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    UNet2DConditionModel,
     UniPCMultistepScheduler,
 )
+from diffusers.utils.torch_utils import randn_tensor
+from safetensors.torch import load_file
 
+from t2i.autoencoder.model import load_autoencoder
+from t2i.config import TextConfig
 from t2i.grid import to_pil
+from t2i.text import load_text_encoder
 
 SCHEDULERS = {
     "dpm++": DPMSolverMultistepScheduler,
@@ -37,10 +47,39 @@ def make_scheduler(name: str, train_scheduler_config) -> object:
     return SCHEDULERS[name].from_config(train_scheduler_config)
 
 
+def model_hash(model_dir: str | Path) -> str:
+    """The first 10 hex digits of the SHA-256 of the UNet weights (web UIs' short model hash)."""
+    digest = hashlib.sha256((Path(model_dir) / "unet" / "diffusion_pytorch_model.safetensors").read_bytes())
+    return digest.hexdigest()[:10]
+
+
 class Text2ImagePipeline:
-    def __init__(self, unet, vae, text_encoder, scheduler_config):
+    def __init__(self, unet, vae, text_encoder, scheduler_config, name: str = "untitled", hash: str = ""):
         self.unet, self.vae, self.text_encoder = unet.eval(), vae.eval(), text_encoder
         self.scheduler_config = scheduler_config
+        self.name, self.hash = name, hash
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Text2ImagePipeline:
+        """Load a model folder written by `t2i train diffusion`: unet/, vae/, scheduler/, text_encoder/."""
+        model_dir = Path(model_dir)
+        missing = [sub for sub in ("unet", "vae", "scheduler", "text_encoder") if not (model_dir / sub).is_dir()]
+        if missing:
+            raise FileNotFoundError(f"--model {model_dir}: not a t2i model folder (missing {'/, '.join(missing)}/)")
+        unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", use_safetensors=True, torch_dtype=torch.float32)
+        vae = load_autoencoder(model_dir / "vae")
+        text_config = TextConfig(**json.loads((model_dir / "text_encoder" / "t2i_text.json").read_text()))
+        text_encoder = load_text_encoder(text_config)
+        if text_config.kind == "scratch":  # trained jointly with the UNet: its weights live in the model folder
+            text_encoder.load_state_dict(load_file(model_dir / "text_encoder" / "model.safetensors"))
+        scheduler_config = DDPMScheduler.load_config(model_dir / "scheduler")
+        pipe = cls(unet, vae, text_encoder.eval(), scheduler_config, model_dir.resolve().name, model_hash(model_dir))
+        return pipe.to(device)
+
+    def to(self, device: str | torch.device) -> Text2ImagePipeline:
+        for module in (self.unet, self.vae, self.text_encoder):
+            module.to(device)
+        return self
 
     @property
     def device(self) -> torch.device:
@@ -58,11 +97,13 @@ class Text2ImagePipeline:
         guidance_scale: float = 3.0,
         num_inference_steps: int = 20,
         scheduler: str = "dpm++",
-        seed: int | None = 0,
-        generator: torch.Generator | None = None,
+        seed: int = 0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         num_images_per_prompt: int = 1,
         output_type: str = "pil",
+        callback: Callable[[int, int], None] | None = None,
     ):
+        """Images for the prompts; `callback(step, total)` is called after every denoising step."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, list | tuple) else []
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompt must be a string or a non-empty list of strings")
@@ -71,13 +112,18 @@ class Text2ImagePipeline:
             raise ValueError("negative_prompt must be a string or a list of strings, one per prompt")
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-        if guidance_scale < 0:
+        if not isinstance(guidance_scale, int | float) or guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise ValueError(f"num_images_per_prompt must be an integer >= 1, got {num_images_per_prompt!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        if output_type not in ("pil", "pt", "latent"):
+            raise ValueError(f"output_type must be 'pil', 'pt' or 'latent', got {output_type!r}")
         sampler = make_scheduler(scheduler, self.scheduler_config)
-        if generator is None:
-            generator = torch.Generator("cpu").manual_seed(0 if seed is None else seed)
+        batch = len(prompts) * num_images_per_prompt
+        if generator is None:  # image k gets seed + k, so any one image can be made again on its own
+            generator = [torch.Generator("cpu").manual_seed(seed + k) for k in range(batch)]
 
         # 1. encode the prompt (and the negative / empty prompt for classifier-free guidance)
         cond = self.encode_prompt(prompts).repeat_interleave(num_images_per_prompt, 0)
@@ -88,14 +134,14 @@ class Text2ImagePipeline:
 
         # 2. prepare latents z_T ~ N(0, I), scaled by the sampler's initial sigma
         size = self.unet.config.sample_size
-        shape = (len(cond), self.unet.config.in_channels, size, size)
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
+        shape = (batch, self.unet.config.in_channels, size, size)
+        latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
         latents = latents * sampler.init_noise_sigma
 
         # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step
         sampler.set_timesteps(num_inference_steps, device=self.device)
         takes_generator = "generator" in inspect.signature(sampler.step).parameters  # stochastic samplers
-        for t in sampler.timesteps:
+        for step, t in enumerate(sampler.timesteps, 1):
             model_input = torch.cat([latents] * 2) if use_cfg else latents
             model_input = sampler.scale_model_input(model_input, t)
             eps = self.unet(model_input, t, encoder_hidden_states=context if use_cfg else cond).sample
@@ -104,6 +150,8 @@ class Text2ImagePipeline:
                 eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
             extra = {"generator": generator} if takes_generator else {}
             latents = sampler.step(eps, t, latents, **extra).prev_sample
+            if callback is not None:
+                callback(step, len(sampler.timesteps))
 
         # 4. decode: x = D(z0 / s)
         if output_type == "latent":

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModel
 
+from t2i.config import TextConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -90,11 +92,13 @@ class ScratchTextEncoder(nn.Module):
         return self.norm(h), mask
 
 
-def load_text_encoder(kind: str, path: str | None, max_tokens: int, scratch: dict | None = None) -> nn.Module:
-    """kind "pretrained": the folder at `path` (default: the packaged MiniLM); kind "scratch": a new transformer."""
-    folder = Path(path) if path else default_text_encoder_path()
-    if kind == "pretrained":
-        return PretrainedTextEncoder(folder, max_tokens)
-    if kind == "scratch":
-        return ScratchTextEncoder(folder, max_tokens=max_tokens, **(scratch or {}))
-    raise ValueError(f"text.kind must be 'pretrained' or 'scratch', got {kind!r}")
+def load_text_encoder(config: TextConfig) -> nn.Module:
+    """kind "pretrained": the folder at `config.path` (default: the packaged MiniLM); "scratch": a new transformer."""
+    folder = Path(config.path) if config.path else default_text_encoder_path()
+    if config.kind == "pretrained":
+        return PretrainedTextEncoder(folder, config.max_tokens)
+    if config.kind == "scratch":
+        return ScratchTextEncoder(
+            folder, config.scratch_width, config.scratch_layers, config.scratch_heads, config.max_tokens
+        )
+    raise ValueError(f"text.kind must be 'pretrained' or 'scratch', got {config.kind!r}")

@@ -30,3 +30,16 @@ def tiny_cache(tmp_path_factory, trained_tiny, tiny_faces):
     from t2i.autoencoder.cache import cache_latents
 
     return cache_latents(trained_tiny[0], tiny_faces, tmp_path_factory.mktemp("tiny_cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, trained_tiny, tiny_cache):
+    """A tiny text-to-image model folder (10 diffusion steps on the tiny cache)."""
+    import dataclasses
+
+    from t2i.config import load_config
+    from t2i.diffusion.train import train_diffusion
+
+    config = load_config("configs/tiny.yaml")
+    config.diffusion_training = dataclasses.replace(config.diffusion_training, steps=10, sample_every=100)
+    return train_diffusion(config, tiny_cache, trained_tiny[0], tmp_path_factory.mktemp("tiny_run"))

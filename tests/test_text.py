@@ -5,12 +5,13 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
+from t2i.config import TextConfig
 from t2i.text import PretrainedTextEncoder, ScratchTextEncoder, default_text_encoder_path, load_text_encoder
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    return load_text_encoder("pretrained", None, 40)
+    return load_text_encoder(TextConfig(max_tokens=40))
 
 
 def test_default_is_the_packaged_minilm_bert(minilm):
@@ -46,9 +47,9 @@ def test_any_local_bert_folder(tmp_path):
 
 def test_missing_folder_names_the_flag(tmp_path):
     with pytest.raises(FileNotFoundError, match="--text-encoder"):
-        load_text_encoder("pretrained", str(tmp_path / "nowhere"), 40)
+        load_text_encoder(TextConfig(path=str(tmp_path / "nowhere")))
     with pytest.raises(ValueError, match="text.kind"):
-        load_text_encoder("clever", None, 40)
+        load_text_encoder(TextConfig(kind="clever"))
 
 
 def test_scratch_encoder_is_trainable():

@@ -45,7 +45,7 @@ def load_autoencoder(path: str | Path) -> AutoencoderKL | VQModel:
     if not config_file.is_file():
         raise FileNotFoundError(f"not an autoencoder folder (no config.json): {path}")
     cls = VQModel if json.loads(config_file.read_text())["_class_name"] == "VQModel" else AutoencoderKL
-    return cls.from_pretrained(path, use_safetensors=True).eval()
+    return cls.from_pretrained(path, use_safetensors=True, torch_dtype=torch.float32).eval()
 
 
 def encode(model: AutoencoderKL | VQModel, x: torch.Tensor) -> torch.Tensor:

@@ -15,12 +15,13 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from diffusers import VQModel
+from diffusers.optimization import get_scheduler
 from tqdm import tqdm
 
 from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, hinge_d_loss, reconstruction_loss
 from t2i.autoencoder.model import build_autoencoder, encode
 from t2i.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from t2i.config import Config, save_config
+from t2i.config import Config, diffusers_schedule_name, save_config
 from t2i.data.datasets import EpochStream, ImageCaptionDataset, step_batches
 from t2i.grid import make_grid, to_pil
 from t2i.plots import plot_losses
@@ -78,13 +79,18 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
     val = ImageCaptionDataset(data_dir, size, "val", report=data.report, split_fractions=config.data.split_fractions)
     val_x = torch.stack([val.item(i, 0)["pixel_values"] for i in range(min(8, len(val)))])
 
-    # models and optimizers (Adam with LDM's betas), linear warm-up then constant LR
+    # models and optimizers (Adam with LDM's betas), linear warm-up then cosine or constant LR
     model = build_autoencoder(config.autoencoder, size)
     disc = PatchDiscriminator(tc.disc_channels, tc.disc_layers)
     lpips = LPIPS(tc.lpips_weights) if tc.lpips_weights else None
     opt_ae = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9))
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt_ae, lambda s: min(1.0, (s + 1) / max(1, tc.warmup_steps)))
+    schedule = get_scheduler(
+        diffusers_schedule_name(tc.lr_schedule, "autoencoder_training"),
+        opt_ae,
+        num_warmup_steps=tc.warmup_steps,
+        num_training_steps=tc.steps,
+    )
 
     # resume: model, discriminator, optimizers, LR schedule, RNG, loss history and step
     step, history = 0, []

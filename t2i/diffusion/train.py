@@ -29,7 +29,7 @@ from tqdm import tqdm
 from t2i.autoencoder.cache import LatentCache
 from t2i.autoencoder.model import load_autoencoder
 from t2i.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from t2i.config import Config, save_config, to_dict
+from t2i.config import Config, diffusers_schedule_name, save_config, to_dict
 from t2i.data.datasets import epoch_order
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.unet import build_unet
@@ -64,9 +64,21 @@ def min_snr_weight(snr: torch.Tensor, gamma: float | None, prediction_type: str)
 class BatchPlan:
     """Which cache rows, captions, flips and dropped captions make up a micro-batch: a pure function of it."""
 
-    def __init__(self, cache: LatentCache, rows: list[int], seed: int, batch_size: int, cfg_dropout: float):
+    def __init__(
+        self,
+        cache: LatentCache,
+        rows: list[int],
+        seed: int,
+        batch_size: int,
+        cfg_dropout: float,
+        captions_per_image: int | None = None,
+    ):
         self.cache, self.rows, self.seed = cache, np.asarray(rows), seed
-        self.batch_size, self.cfg_dropout = batch_size, cfg_dropout
+        self.batch_size, self.cfg_dropout, self.captions_per_image = batch_size, cfg_dropout, captions_per_image
+
+    def captions(self, row: int) -> list[str]:
+        """The captions that training draws from for one image."""
+        return self.cache.records[row]["captions"][: self.captions_per_image]
 
     def micro_batch(self, index: int):
         """Micro-batch `index` (counted over all processes): row ids, captions (some ""), flips."""
@@ -75,7 +87,7 @@ class BatchPlan:
             epoch, offset = divmod(position, len(self.rows))
             row = int(self.rows[epoch_order(self.seed, epoch, len(self.rows))[offset]])
             rng = np.random.default_rng([self.seed, position, 2])
-            record_captions = self.cache.records[row]["captions"]
+            record_captions = self.captions(row)
             caption = record_captions[rng.integers(len(record_captions))]
             rows.append(row)
             flips.append(bool(rng.random() < 0.5))
@@ -107,21 +119,14 @@ def train_diffusion(
     train_rows = [i for i, r in enumerate(cache.records) if r["split"] == "train"]
     if overfit_batch:
         train_rows = train_rows[: tc.batch_size]
-    plan = BatchPlan(cache, train_rows, tc.seed, tc.batch_size, 0.0 if overfit_batch else tc.cfg_dropout)
-    text_encoder = load_text_encoder(
-        config.text.kind,
-        config.text.path,
-        config.text.max_tokens,
-        scratch={
-            "width": config.text.scratch_width,
-            "layers": config.text.scratch_layers,
-            "heads": config.text.scratch_heads,
-        },
+    plan = BatchPlan(
+        cache, train_rows, tc.seed, tc.batch_size, 0.0 if overfit_batch else tc.cfg_dropout, tc.captions_per_image
     )
+    text_encoder = load_text_encoder(config.text)
     text_encoder.to(accelerator.device)
     jointly_trained = config.text.kind == "scratch"
     if not jointly_trained:
-        captions = sorted({c for i in train_rows for c in cache.records[i]["captions"]} | set(tc.sample_prompts))
+        captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(tc.sample_prompts))
         with accelerator.main_process_first():
             text_cache = TextEmbeddingCache(Path(cache_dir), text_encoder, captions)
 
@@ -131,10 +136,8 @@ def train_diffusion(
     trained = list(unet.parameters()) + (list(text_encoder.parameters()) if jointly_trained else [])
     ema = EMAModel(unet.parameters(), decay=tc.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config)
     optimizer = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
-    if tc.lr_schedule not in ("cosine", "constant"):
-        raise ValueError(f"diffusion_training.lr_schedule must be 'cosine' or 'constant', got {tc.lr_schedule!r}")
     lr_schedule = get_scheduler(
-        "cosine" if tc.lr_schedule == "cosine" else "constant_with_warmup",
+        diffusers_schedule_name(tc.lr_schedule, "diffusion_training"),
         optimizer,
         num_warmup_steps=tc.warmup_steps,
         num_training_steps=tc.steps,

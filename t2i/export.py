@@ -1,0 +1,52 @@
+"""`t2i export`: a t2i model folder -> a diffusers StableDiffusionPipeline folder, or a half-size t2i folder.
+
+The exported folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/, model_index.json, no safety
+checker) loads with `diffusers.StableDiffusionPipeline.from_pretrained(OUT)` and generates the same
+images as `t2i generate`, because both sides pad prompts to the same length, give the text encoder
+the attention mask (`use_attention_mask` in its config) and divide latents by the same scaling factor.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+
+from t2i.pipeline import Text2ImagePipeline, make_scheduler
+from t2i.text import PretrainedTextEncoder
+
+
+def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str = "dpm++") -> Path:
+    """Write model_dir as a StableDiffusionPipeline folder whose scheduler is `scheduler`."""
+    pipe = Text2ImagePipeline.from_pretrained(model_dir)
+    if not isinstance(pipe.vae, AutoencoderKL):
+        raise ValueError("diffusers' StableDiffusionPipeline needs an AutoencoderKL; this model has a VQ autoencoder")
+    if not isinstance(pipe.text_encoder, PretrainedTextEncoder):
+        raise ValueError("only models with a Hugging Face text encoder export; this one was trained from scratch")
+    text_model, tokenizer = pipe.text_encoder.model, pipe.text_encoder.tokenizer
+    text_model.config.use_attention_mask = True  # diffusers passes the mask only when this is set, as t2i does
+    tokenizer.model_max_length = pipe.text_encoder.max_tokens  # diffusers pads prompts to this length
+    sd = StableDiffusionPipeline(
+        vae=pipe.vae,
+        text_encoder=text_model,
+        tokenizer=tokenizer,
+        unet=pipe.unet,
+        scheduler=make_scheduler(scheduler, pipe.scheduler_config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    sd.save_pretrained(out_dir, safe_serialization=True)
+    return Path(out_dir)
+
+
+def export_t2i_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
+    """A copy of model_dir with the UNet stored in float16 (half the bytes; loaded back as float32)."""
+    model_dir, out = Path(model_dir), Path(out_dir)
+    Text2ImagePipeline.from_pretrained(model_dir)  # refuse to copy something that does not load
+    shutil.copytree(model_dir, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("unet"))
+    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", use_safetensors=True)
+    unet.to(torch.float16).save_pretrained(out / "unet", safe_serialization=True)
+    return out

@@ -1,0 +1,120 @@
+"""`t2i generate`: prompts -> PNGs whose text chunks record how each image was made.
+
+Each PNG carries a `parameters` chunk in the format Stable Diffusion web UIs write and read
+("PROMPT\\nNegative prompt: ...\\nSteps: 20, Sampler: dpm++, CFG scale: 3.0, Seed: 7, Size: 64x64,
+Model hash: ..., Model: ...") and a `t2i` chunk with the same values as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from t2i.grid import make_grid
+from t2i.pipeline import Text2ImagePipeline
+
+
+@dataclass
+class GenerationParameters:
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    scheduler: str
+    guidance: float
+    size: int
+    model: str
+    model_hash: str
+
+    def web_ui_text(self) -> str:
+        return (
+            f"{self.prompt}\nNegative prompt: {self.negative_prompt}\n"
+            f"Steps: {self.steps}, Sampler: {self.scheduler}, CFG scale: {self.guidance}, Seed: {self.seed}, "
+            f"Size: {self.size}x{self.size}, Model hash: {self.model_hash}, Model: {self.model}"
+        )
+
+
+def save_png(image: Image.Image, parameters: GenerationParameters, path: str | Path) -> Path:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", parameters.web_ui_text())
+    info.add_text("t2i", json.dumps(asdict(parameters)))
+    image.save(path, pnginfo=info)
+    return Path(path)
+
+
+def read_png_parameters(path: str | Path) -> GenerationParameters:
+    """The parameters an image was generated with (its `t2i` text chunk)."""
+    with Image.open(path) as image:
+        text = image.text.get("t2i")
+    if text is None:
+        raise ValueError(f"{path}: no t2i generation parameters in this PNG")
+    return GenerationParameters(**json.loads(text))
+
+
+def read_prompts_file(path: str | Path) -> list[dict]:
+    """One prompt per line, or JSONL lines {"prompt": ..., "negative_prompt": ...}; blank lines skipped."""
+    prompts = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            if not isinstance(entry.get("prompt"), str):
+                raise ValueError(f"{path}:{number}: a JSON line needs a string 'prompt'")
+            prompts.append({"prompt": entry["prompt"], "negative_prompt": entry.get("negative_prompt", "")})
+        else:
+            prompts.append({"prompt": line.strip(), "negative_prompt": ""})
+    if not prompts:
+        raise ValueError(f"{path}: no prompts in this file")
+    return prompts
+
+
+def slug(text: str, length: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length] or "unconditional"
+
+
+def generate_images(
+    pipe: Text2ImagePipeline,
+    prompts: list[dict],
+    out_dir: str | Path,
+    n: int = 1,
+    seed: int = 0,
+    steps: int = 20,
+    guidance: float = 3.0,
+    scheduler: str = "dpm++",
+) -> list[Path]:
+    """n images per prompt (image k of a prompt has seed + k) as PNGs with parameters; a grid when n > 1.
+
+    Returns the paths written: each image, then each grid."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written, grids = [], []
+    for number, entry in enumerate(prompts):
+        images = pipe(
+            entry["prompt"],
+            negative_prompt=entry["negative_prompt"],
+            guidance_scale=guidance,
+            num_inference_steps=steps,
+            scheduler=scheduler,
+            seed=seed,
+            num_images_per_prompt=n,
+        )
+        stem = f"{number:04d}-{slug(entry['prompt'])}"
+        for k, image in enumerate(images):
+            parameters = GenerationParameters(
+                entry["prompt"], entry["negative_prompt"], seed + k, steps, scheduler, guidance,
+                image.width, pipe.name, pipe.hash,
+            )  # fmt: skip
+            written.append(save_png(image, parameters, out / f"{stem}-seed{seed + k}.png"))
+        if n > 1:
+            captions = [f"seed {seed + k}" for k in range(n)]
+            grids.append(out / f"{stem}-grid.png")
+            make_grid(images, captions, cols=min(n, 8)).save(grids[-1])
+    return written + grids

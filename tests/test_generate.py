@@ -1,0 +1,79 @@
+import json
+
+import pytest
+from PIL import Image
+
+from t2i.cli import main
+from t2i.generate import GenerationParameters, read_png_parameters, read_prompts_file
+
+
+def test_generate_writes_pngs_that_record_their_parameters(tiny_model, tmp_path, capsys):
+    argv = ["generate", "She wears eyeglasses.", "--negative", "a hat", "--model", str(tiny_model)]
+    assert main([*argv, "--steps", "3", "--seed", "7", "--n", "2", "--out", str(tmp_path)]) == 0
+    first, second = sorted(tmp_path.glob("*-seed*.png"))
+    assert len(list(tmp_path.glob("*-grid.png"))) == 1 and "image(s) in" in capsys.readouterr().out
+    parameters = read_png_parameters(second)
+    assert parameters == GenerationParameters(
+        "She wears eyeglasses.", "a hat", 8, 3, "dpm++", 3.0, 32, tiny_model.name, parameters.model_hash
+    )
+    text = Image.open(first).text["parameters"]
+    assert text.startswith("She wears eyeglasses.\nNegative prompt: a hat\nSteps: 3, Sampler: dpm++, CFG scale: 3.0")
+    assert f"Seed: 7, Size: 32x32, Model hash: {parameters.model_hash}" in text
+
+
+def test_same_seed_same_png_bytes(tiny_model, tmp_path):
+    for run in ("a", "b"):
+        main(
+            [
+                "generate",
+                "This man has a goatee.",
+                "--model",
+                str(tiny_model),
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / run),
+            ]
+        )
+    (a,), (b,) = (list((tmp_path / run).glob("*.png")) for run in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_prompts_file_lines_and_jsonl(tiny_model, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text('She is smiling.\n\n{"prompt": "He is bald.", "negative_prompt": "a beard"}\n')
+    assert read_prompts_file(prompts) == [
+        {"prompt": "She is smiling.", "negative_prompt": ""},
+        {"prompt": "He is bald.", "negative_prompt": "a beard"},
+    ]
+    main(
+        [
+            "generate",
+            "--prompts-file",
+            str(prompts),
+            "--model",
+            str(tiny_model),
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    saved = sorted(json.loads(Image.open(p).text["t2i"])["prompt"] for p in (tmp_path / "out").glob("*.png"))
+    assert saved == ["He is bald.", "She is smiling."]
+
+
+def test_bad_inputs_are_clear_errors(tiny_model, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": 3}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1: a JSON line needs a string 'prompt'"):
+        read_prompts_file(bad)
+    assert main(["generate", "--model", str(tiny_model)]) == 2
+    assert main(["generate", "a hat", "--model", str(tmp_path / "nowhere")]) == 2
+    assert main(["generate", "a hat", "--model", str(tiny_model), "--steps", "0", "--out", str(tmp_path)]) == 2
+    errors = capsys.readouterr().err
+    assert "PROMPT or --prompts-file" in errors and "not a t2i model folder" in errors
+    assert "num_inference_steps" in errors
+    with pytest.raises(ValueError, match="no t2i generation parameters"):
+        Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
+        read_png_parameters(tmp_path / "plain.png")
