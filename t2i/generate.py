@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, PngImagePlugin
 
@@ -38,12 +39,12 @@ class GenerationParameters:
         )
 
 
-def save_png(image: Image.Image, parameters: GenerationParameters, path: str | Path) -> Path:
+def save_png(image: Image.Image, parameters: GenerationParameters, file: str | Path | BinaryIO) -> None:
+    """Write a PNG (to a path or a binary file object) with the parameters in its text chunks."""
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", parameters.web_ui_text())
     info.add_text("t2i", json.dumps(asdict(parameters)))
-    image.save(path, pnginfo=info)
-    return Path(path)
+    image.save(file, format="PNG", pnginfo=info)
 
 
 def read_png_parameters(path: str | Path) -> GenerationParameters:
@@ -90,12 +91,13 @@ def generate_images(
     guidance: float = 3.0,
     scheduler: str = "dpm++",
 ) -> list[Path]:
-    """n images per prompt (image k of a prompt has seed + k) as PNGs with parameters; a grid when n > 1.
+    """n images per prompt (image k of a prompt has seed + k) as PNGs with parameters; a grid per prompt
+    when n > 1, and `grid.png` (a row per prompt) when there are several prompts.
 
     Returns the paths written: each image, then each grid."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written, grids = [], []
+    written, grids, rows, labels = [], [], [], []
     for number, entry in enumerate(prompts):
         images = pipe(
             entry["prompt"],
@@ -112,9 +114,15 @@ def generate_images(
                 entry["prompt"], entry["negative_prompt"], seed + k, steps, scheduler, guidance,
                 image.width, pipe.name, pipe.hash,
             )  # fmt: skip
-            written.append(save_png(image, parameters, out / f"{stem}-seed{seed + k}.png"))
+            written.append(out / f"{stem}-seed{seed + k}.png")
+            save_png(image, parameters, written[-1])
+        captions = [f"seed {seed + k}" for k in range(n)]
         if n > 1:
-            captions = [f"seed {seed + k}" for k in range(n)]
             grids.append(out / f"{stem}-grid.png")
             make_grid(images, captions, cols=min(n, 8)).save(grids[-1])
+        rows += images
+        labels += [entry["prompt"] or "(empty prompt)"] + captions[1:]
+    if len(prompts) > 1:
+        grids.append(out / "grid.png")
+        make_grid(rows, labels, cols=n).save(grids[-1])
     return written + grids

@@ -59,8 +59,9 @@ def test_prompts_file_lines_and_jsonl(tiny_model, tmp_path):
             str(tmp_path / "out"),
         ]
     )
-    saved = sorted(json.loads(Image.open(p).text["t2i"])["prompt"] for p in (tmp_path / "out").glob("*.png"))
+    saved = sorted(json.loads(Image.open(p).text["t2i"])["prompt"] for p in (tmp_path / "out").glob("*-seed*.png"))
     assert saved == ["He is bald.", "She is smiling."]
+    assert Image.open(tmp_path / "out" / "grid.png").width == 128  # a row per prompt, a column per seed
 
 
 def test_bad_inputs_are_clear_errors(tiny_model, tmp_path, capsys):

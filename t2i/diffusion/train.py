@@ -50,6 +50,7 @@ def make_noise_scheduler(config: Config) -> DDPMScheduler:
         beta_schedule="scaled_linear",
         prediction_type=d.prediction_type,
         clip_sample=False,
+        steps_offset=1,  # Stable Diffusion's: diffusers' StableDiffusionPipeline rewrites any other value to 1
     )
 
 
