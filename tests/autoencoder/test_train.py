@@ -6,8 +6,10 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
+from t2i.autoencoder import train as train_module
 from t2i.autoencoder.model import encode, load_autoencoder
 from t2i.autoencoder.train import train_autoencoder
+from t2i.checkpoint import save_checkpoint
 from t2i.cli import main
 from t2i.data.datasets import ImageCaptionDataset
 
@@ -39,11 +41,19 @@ def test_loss_goes_down_over_a_few_dozen_steps(tiny_faces, tiny_config, tmp_path
     assert last < 0.85 * first, (first, last)
 
 
-def test_resume_gives_the_same_weights_as_a_straight_run(tiny_faces, tiny_config, tmp_path):
+def test_resume_gives_the_same_weights_as_a_straight_run(tiny_faces, tiny_config, tmp_path, monkeypatch):
     config = _with(tiny_config, steps=12, disc_start=6, checkpoint_every=6, sample_every=100, scale_samples=16)
     straight = train_autoencoder(config, tiny_faces, tmp_path / "straight")
-    train_autoencoder(_with(config, steps=6), tiny_faces, tmp_path / "resumed")
-    resumed = train_autoencoder(config, tiny_faces, tmp_path / "resumed")
+
+    def save_then_stop(folder, step, state, keep):  # the run dies right after its step-6 checkpoint
+        save_checkpoint(folder, step, state, keep)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(config, tiny_faces, tmp_path / "resumed")
+    monkeypatch.undo()
+    resumed = train_autoencoder(config, tiny_faces, tmp_path / "resumed")  # same command, resumes at step 6
     a = load_file(straight / "diffusion_pytorch_model.safetensors")
     b = load_file(resumed / "diffusion_pytorch_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
