@@ -81,6 +81,36 @@ def slug(text: str, length: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length] or "unconditional"
 
 
+def generate_with_parameters(
+    pipe: Text2ImagePipeline,
+    prompt: str,
+    negative_prompt: str = "",
+    n: int = 1,
+    seed: int = 0,
+    steps: int = 20,
+    guidance: float = 3.0,
+    scheduler: str = "dpm++",
+    callback=None,
+) -> list[tuple[Image.Image, GenerationParameters]]:
+    """n images of one prompt (image k has seed + k), each with the parameters that make it again."""
+    images = pipe(
+        prompt,
+        negative_prompt=negative_prompt,
+        guidance_scale=guidance,
+        num_inference_steps=steps,
+        scheduler=scheduler,
+        seed=seed,
+        num_images_per_prompt=n,
+        callback=callback,
+    )
+    return [
+        (image, GenerationParameters(
+            prompt, negative_prompt, seed + k, steps, scheduler, guidance, image.width, pipe.name, pipe.hash
+        ))
+        for k, image in enumerate(images)
+    ]  # fmt: skip
+
+
 def generate_images(
     pipe: Text2ImagePipeline,
     prompts: list[dict],
@@ -99,23 +129,14 @@ def generate_images(
     out.mkdir(parents=True, exist_ok=True)
     written, grids, rows, labels = [], [], [], []
     for number, entry in enumerate(prompts):
-        images = pipe(
-            entry["prompt"],
-            negative_prompt=entry["negative_prompt"],
-            guidance_scale=guidance,
-            num_inference_steps=steps,
-            scheduler=scheduler,
-            seed=seed,
-            num_images_per_prompt=n,
+        made = generate_with_parameters(
+            pipe, entry["prompt"], entry["negative_prompt"], n, seed, steps, guidance, scheduler
         )
         stem = f"{number:04d}-{slug(entry['prompt'])}"
-        for k, image in enumerate(images):
-            parameters = GenerationParameters(
-                entry["prompt"], entry["negative_prompt"], seed + k, steps, scheduler, guidance,
-                image.width, pipe.name, pipe.hash,
-            )  # fmt: skip
-            written.append(out / f"{stem}-seed{seed + k}.png")
+        for image, parameters in made:
+            written.append(out / f"{stem}-seed{parameters.seed}.png")
             save_png(image, parameters, written[-1])
+        images = [image for image, _ in made]
         captions = [f"seed {seed + k}" for k in range(n)]
         if n > 1:
             grids.append(out / f"{stem}-grid.png")

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from t2i.generate import GenerationParameters, save_png
+from t2i.generate import generate_with_parameters, save_png
 from t2i.pipeline import SCHEDULERS, Text2ImagePipeline
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
@@ -89,26 +89,16 @@ class Worker:
 
         if time.monotonic() > deadline:  # waited too long in the queue
             raise GenerationTimeout
-        images = self.pipe(
-            body["prompt"],
-            negative_prompt=body["negative_prompt"],
-            guidance_scale=body["guidance"],
-            num_inference_steps=body["steps"],
-            scheduler=body["scheduler"],
-            seed=body["seed"],
-            num_images_per_prompt=body["n"],
-            callback=check,
-        )
+        made = generate_with_parameters(
+            self.pipe, body["prompt"], body["negative_prompt"], body["n"], body["seed"], body["steps"],
+            body["guidance"], body["scheduler"], callback=check,
+        )  # fmt: skip
         self.progress = {"step": 0, "total": 0}
         out = []
-        for k, image in enumerate(images):
-            parameters = GenerationParameters(
-                body["prompt"], body["negative_prompt"], body["seed"] + k, body["steps"], body["scheduler"],
-                body["guidance"], image.width, self.pipe.name, self.pipe.hash,
-            )  # fmt: skip
+        for image, parameters in made:
             buffer = io.BytesIO()
             save_png(image, parameters, buffer)
-            out.append(ImageOut(png_base64=base64.b64encode(buffer.getvalue()).decode(), seed=body["seed"] + k))
+            out.append(ImageOut(png_base64=base64.b64encode(buffer.getvalue()).decode(), seed=parameters.seed))
         return out
 
 
