@@ -63,9 +63,64 @@ def _eval_autoencoder(args):
     from t2i.autoencoder.evaluate import evaluate_autoencoder
 
     out = args.out or f"{args.model.rstrip('/')}-eval"
-    metrics = evaluate_autoencoder(args.model, args.data, args.split, out)
-    print("\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()))
+    metrics = evaluate_autoencoder(args.model, args.data, args.split, out, classifier_dir=args.classifier)
+    print(
+        "\n".join(
+            f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+            for k, v in metrics.items()
+            if not isinstance(v, dict)
+        )
+    )
     print(f"reconstruction grid and metrics.json in {out}")
+
+
+def _eval_train_classifier(args):
+    from t2i.eval.classifier import ClassifierConfig, train_classifier
+
+    config = ClassifierConfig(epochs=args.epochs, width=args.width, seed=args.seed, image_size=args.size)
+    info = train_classifier(args.data, args.out, config)
+    for name, accuracy in info["test_accuracy"].items():
+        print(f"{name:22s} {100 * accuracy:6.2f}%")
+    print(f"mean accuracy on {info['test_images']} test images: {100 * info['test_mean_accuracy']:.2f}%")
+    print(f"classifier saved to {args.out}")
+
+
+def _eval_alignment(args):
+    from t2i.eval.alignment import format_table, measure_alignment
+
+    result = measure_alignment(
+        args.model, args.classifier, args.data, args.out, args.prompts, args.n_prompts, args.n_per_prompt,
+        args.steps, args.scheduler, args.guidance, args.seed, inception_weights=args.inception_weights,
+    )  # fmt: skip
+    references = result["references"]
+    print(format_table(result, references["real_test"], references["empty_prompt"]))
+    print(
+        f"Fréchet distance (classifier features) to real test images: {result['frechet_distance']:.2f} "
+        f"(real train vs test at the same size: {next(iter(references['frechet_real_train_vs_test'].values())):.2f})"
+    )
+    if "inception" in result:
+        print("standard FID {fid:.2f}, KID {kid:.4f} ± {kid_std:.4f}".format(**result["inception"]))
+    else:
+        from t2i.eval.fidelity import INCEPTION_WEIGHTS_HINT
+
+        print(f"(no standard FID: {INCEPTION_WEIGHTS_HINT})")
+    print(f"alignment.json and worst-prompts.png in {args.out}")
+
+
+def _eval_report(args):
+    from t2i.eval.report import write_report
+
+    path = write_report(
+        args.model,
+        args.classifier,
+        args.data,
+        args.out,
+        args.n_prompts,
+        args.n_per_prompt,
+        args.ddpm_prompts,
+        args.seed,
+    )
+    print(f"report: {path}")
 
 
 def _cache_latents(args):
@@ -163,7 +218,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder or manifest")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--out", default=None, help="folder for the grid and metrics.json (default MODEL-eval)")
+    p.add_argument(
+        "--classifier", default=None, help="attribute classifier: its accuracy on originals vs reconstructions"
+    )
     p.set_defaults(func=_eval_autoencoder)
+
+    p = evaluate.add_parser("train-classifier", help="the attribute classifier that evaluation uses as its referee")
+    p.add_argument("--data", required=True, help="dataset folder with an attribute file (trained on its train split)")
+    p.add_argument("--out", required=True, help="folder for classifier.safetensors and classifier.json")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the train split")
+    p.add_argument("--width", type=int, default=32, help="channels of the first stage (features: 8x width)")
+    p.add_argument("--size", type=int, default=64, help="image side the classifier works at")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_eval_train_classifier)
+
+    p = evaluate.add_parser("alignment", help="does the model draw what the prompt says? (attribute classifier)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
+    p.add_argument("--classifier", required=True, help="folder written by `t2i eval train-classifier`")
+    p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
+    p.add_argument("--prompts", default=None, help='JSONL: {"prompt": "...", "attributes": {"Eyeglasses": 1}}')
+    p.add_argument("--n-prompts", type=int, default=64, help="size of the default suite (half held out)")
+    p.add_argument("--n-per-prompt", type=int, default=4, help="images per prompt")
+    p.add_argument("--steps", type=int, default=20, help="sampler steps")
+    p.add_argument("--scheduler", default="dpm++", help="dpm++, ddim, ddpm, euler, euler-a or unipc")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=0, help="seeds the suite and the images (image j: seed + j)")
+    p.add_argument("--inception-weights", default=None, help="local Inception-v3 weights: adds standard FID/KID")
+    p.add_argument("--out", default="runs/eval-alignment", help="folder for alignment.json and worst-prompts.png")
+    p.set_defaults(func=_eval_alignment)
+
+    p = evaluate.add_parser("report", help="Markdown report: classifier, alignment, samplers, guidance, autoencoder")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
+    p.add_argument("--classifier", required=True, help="folder written by `t2i eval train-classifier`")
+    p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
+    p.add_argument("--out", required=True, help="folder for report.md, its PNGs and report.json")
+    p.add_argument("--n-prompts", type=int, default=32, help="prompts in the suite (half held out)")
+    p.add_argument("--n-per-prompt", type=int, default=2, help="images per prompt and setting")
+    p.add_argument("--ddpm-prompts", type=int, default=8, help="prompts for the 1000-step DDPM reference")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_eval_report)
 
     cache = commands.add_parser("cache", help="precompute training inputs").add_subparsers(dest="what", required=True)
     p = cache.add_parser("latents", help="encode the dataset once into sharded safetensors (resumable)")

@@ -44,6 +44,8 @@ def make_scheduler(name: str, train_scheduler_config) -> object:
     """A sampler configured from the training noise schedule (same β_t, T and prediction type)."""
     if name not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {sorted(SCHEDULERS)}, got {name!r}")
+    if name == "ddpm":  # "trailing" walks t = T−1 … 0; SD's "leading" + steps_offset 1 would ask for t = T at T steps
+        return DDPMScheduler.from_config(train_scheduler_config, timestep_spacing="trailing")
     return SCHEDULERS[name].from_config(train_scheduler_config)
 
 

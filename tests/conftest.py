@@ -43,3 +43,13 @@ def tiny_model(tmp_path_factory, trained_tiny, tiny_cache):
     config = load_config("configs/tiny.yaml")
     config.diffusion_training = dataclasses.replace(config.diffusion_training, steps=10, sample_every=100)
     return train_diffusion(config, tiny_cache, trained_tiny[0], tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory, tiny_faces):
+    """An attribute classifier trained briefly on the tiny faces: (folder, info)."""
+    from t2i.eval.classifier import ClassifierConfig, train_classifier
+
+    out = tmp_path_factory.mktemp("tiny_classifier")
+    config = ClassifierConfig(image_size=32, width=8, epochs=4, batch_size=16, lr=3e-3)
+    return out, train_classifier(tiny_faces, out, config)

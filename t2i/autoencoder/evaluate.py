@@ -11,7 +11,9 @@ from diffusers import VQModel
 from tqdm import tqdm
 
 from t2i.autoencoder.model import encode, load_autoencoder
+from t2i.data.captions import CELEBA_ATTRIBUTES
 from t2i.data.datasets import ImageCaptionDataset
+from t2i.eval.classifier import load_classifier
 from t2i.grid import make_grid, to_pil
 
 
@@ -41,16 +43,27 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_autoencoder(
-    model_dir: str | Path, data_dir: str | Path, split: str = "val", out: str | Path | None = None, batch_size: int = 64
+    model_dir: str | Path,
+    data_dir: str | Path,
+    split: str = "val",
+    out: str | Path | None = None,
+    batch_size: int = 64,
+    classifier_dir: str | Path | None = None,
 ) -> dict:
-    """Reconstruct every image of a split; mean PSNR/SSIM (and VQ codebook usage). Writes a grid and JSON to out."""
+    """Reconstruct every image of a split; mean PSNR/SSIM (and VQ codebook usage). Writes a grid and JSON to out.
+
+    With an attribute classifier: its accuracy against the dataset's labels on the originals and on the
+    reconstructions, per attribute (small details such as earrings must survive the round trip).
+    """
     model = load_autoencoder(model_dir)
+    classifier = load_classifier(classifier_dir) if classifier_dir else None
     size = model.config.sample_size
     data = ImageCaptionDataset(data_dir, size, split, random_caption=False)
-    psnrs, ssims, codes = [], [], []
+    psnrs, ssims, codes, originals, reconstructions, labels = [], [], [], [], [], []
     first = None
     for start in tqdm(range(0, len(data), batch_size), desc=f"eval {split}"):
-        x = torch.stack([data.item(i, 0)["pixel_values"] for i in range(start, min(start + batch_size, len(data)))])
+        items = [data.item(i, 0) for i in range(start, min(start + batch_size, len(data)))]
+        x = torch.stack([item["pixel_values"] for item in items])
         z = encode(model, x)
         x_hat = model.decode(z).sample.clamp(-1, 1)
         psnrs.append(psnr(x, x_hat))
@@ -59,6 +72,10 @@ def evaluate_autoencoder(
             codes.append(model.quantize(z)[2][2].flatten())
         if first is None:
             first = (x[:8], x_hat[:8])
+        if classifier is not None:
+            originals.append(classifier.predict(x)[0])
+            reconstructions.append(classifier.predict(x_hat)[0])
+            labels.append(torch.stack([item["attributes"] for item in items]))
     metrics = {
         "split": split,
         "images": len(data),
@@ -70,6 +87,17 @@ def evaluate_autoencoder(
         p = counts / counts.sum()
         metrics["codebook_perplexity"] = torch.exp(-(p[p > 0] * p[p > 0].log()).sum()).item()
         metrics["codebook_used_share"] = (counts > 0).float().mean().item()
+    if classifier is not None:
+        columns = [CELEBA_ATTRIBUTES.index(a) for a in classifier.attributes]
+        truth = torch.cat(labels)[:, columns]
+        known = (truth != 0).float()  # 0: no label for this image and attribute
+        for name, predicted in (("originals", originals), ("reconstructions", reconstructions)):
+            correct = (torch.cat(predicted) == truth).float() * known
+            metrics[f"classifier_accuracy_{name}"] = (correct.sum() / known.sum()).item()
+            per_attribute = (correct.sum(0) / known.sum(0)).tolist()
+            metrics[f"classifier_accuracy_{name}_per_attribute"] = dict(
+                zip(classifier.attributes, per_attribute, strict=True)
+            )
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -101,9 +101,15 @@ GENDER_WORDS = {
 }
 WEAR_VERBS = ("is wearing", "wears")
 
-_PHRASE_PATTERNS = sorted(
-    ((phrase, attr) for attr, (_, phrases) in PHRASES.items() for phrase in phrases),
-    key=lambda pair: -len(pair[0]),
+# One alternation, longest phrase first: at each position the longest phrase wins ("a pointy nose", not
+# "pointy nose"), and matches never overlap.
+_PHRASE_ATTRIBUTE = {phrase: attr for attr, (_, phrases) in PHRASES.items() for phrase in phrases}
+_PHRASE_PATTERN = re.compile(
+    r"\b(" + "|".join(re.escape(p) for p in sorted(_PHRASE_ATTRIBUTE, key=len, reverse=True)) + r")\b"
+)
+# "not smiling", "without glasses", "no hat", "isn't wearing a necktie": the attribute is asserted absent.
+_NEGATED_PATTERN = re.compile(
+    r"\b(?:not|no|without|never|isn't|doesn't have)\s+(?:wearing\s+|have\s+)?" + _PHRASE_PATTERN.pattern
 )
 
 
@@ -173,15 +179,13 @@ def write_captions(attributes: dict[str, int], rng: np.random.Generator, n: int 
 
 
 def attributes_in_caption(caption: str) -> dict[str, int]:
-    """The attributes a caption asserts: +1 for each phrase found, Male from the subject's gender words."""
-    text = caption.lower()
-    found: dict[str, int] = {}
-    for phrase, attr in _PHRASE_PATTERNS:
-        pattern = r"\b" + re.escape(phrase) + r"\b"
-        if re.search(pattern, text):
-            found[attr] = 1
-            text = re.sub(pattern, " ", text)  # "a pointy nose" must not also count as "pointy nose" twice
-    words = set(re.findall(r"[a-z]+", text))
+    """The attributes a caption asserts: +1 for each phrase found, −1 for a negated one ("not smiling",
+    "without glasses"; "no beard" is itself the No_Beard phrase), Male from the subject's gender words."""
+    text = caption.lower().replace("’", "'")
+    found = {_PHRASE_ATTRIBUTE[m.group(1)]: -1 for m in _NEGATED_PATTERN.finditer(text)}
+    text = _NEGATED_PATTERN.sub(" ", text)
+    found |= {_PHRASE_ATTRIBUTE[m.group(1)]: 1 for m in _PHRASE_PATTERN.finditer(text)}
+    words = set(re.findall(r"[a-z]+", _PHRASE_PATTERN.sub(" ", text)))
     for value, gender_words in GENDER_WORDS.items():
         if words & set(gender_words):
             found["Male"] = value

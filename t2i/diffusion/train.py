@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,24 @@ def min_snr_weight(snr: torch.Tensor, gamma: float | None, prediction_type: str)
         return torch.ones_like(snr)
     clipped = snr.clamp(max=gamma)
     return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
+
+
+def diffusion_loss(
+    unet, noise_scheduler: DDPMScheduler, z0, context, generator, min_snr_gamma: float | None, autocast=nullcontext
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batch's weighted loss, per-sample losses and timesteps; noise and t drawn from `generator`."""
+    noise = torch.randn(z0.shape, generator=generator).to(z0.device)
+    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=generator).to(z0.device)
+    z_t = noise_scheduler.add_noise(z0, noise, t)  # z_t = √ᾱ_t z0 + √(1−ᾱ_t) ε
+    if noise_scheduler.config.prediction_type == "epsilon":
+        target = noise
+    else:
+        target = noise_scheduler.get_velocity(z0, noise, t)  # v = √ᾱ_t ε − √(1−ᾱ_t) z0
+    with autocast():
+        prediction = unet(z_t, t, encoder_hidden_states=context).sample
+    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean((1, 2, 3))
+    weight = min_snr_weight(compute_snr(noise_scheduler, t), min_snr_gamma, noise_scheduler.config.prediction_type)
+    return (weight * per_sample).mean(), per_sample, t  # L = w(t) ‖ε − εθ(z_t, t, τθ(y))‖²
 
 
 class BatchPlan:
@@ -218,21 +237,9 @@ def train_diffusion(
                     context, _ = text_encoder.encode(captions)
                 else:
                     context = text_cache(captions).to(accelerator.device)
-                noise = torch.randn(z0.shape, generator=gen).to(accelerator.device)
-                t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
-                t = t.to(accelerator.device)
-                z_t = noise_scheduler.add_noise(z0, noise, t)  # z_t = √ᾱ_t z0 + √(1−ᾱ_t) ε
-                if noise_scheduler.config.prediction_type == "epsilon":
-                    target = noise
-                else:
-                    target = noise_scheduler.get_velocity(z0, noise, t)  # v = √ᾱ_t ε − √(1−ᾱ_t) z0
-                with accelerator.autocast():
-                    prediction = unet(z_t, t, encoder_hidden_states=context).sample
-                per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean((1, 2, 3))
-                weight = min_snr_weight(
-                    compute_snr(noise_scheduler, t), tc.min_snr_gamma, noise_scheduler.config.prediction_type
+                loss, per_sample, t = diffusion_loss(
+                    unet, noise_scheduler, z0, context, gen, tc.min_snr_gamma, accelerator.autocast
                 )
-                loss = (weight * per_sample).mean()  # L = w(t) ‖ε − εθ(z_t, t, τθ(y))‖²
                 if not math.isfinite(loss.item()):
                     raise FloatingPointError(
                         f"diffusion loss is {loss.item()} at step {step}; stopping. The last good checkpoint "

@@ -21,3 +21,14 @@ def test_ssim_of_two_flat_images_is_the_luminance_term():
     x, y = torch.zeros(1, 3, 16, 16), torch.full((1, 3, 16, 16), 0.2)  # 0.5 and 0.6 on [0, 1] pixels
     expected = (2 * 0.5 * 0.6 + 0.01**2) / (0.5**2 + 0.6**2 + 0.01**2)
     assert ssim(x, y).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_classifier_check_compares_originals_with_reconstructions(trained_tiny, tiny_faces, tiny_classifier):
+    from t2i.autoencoder.evaluate import evaluate_autoencoder
+
+    metrics = evaluate_autoencoder(trained_tiny[0], tiny_faces, "train", classifier_dir=tiny_classifier[0])
+    per_attribute = metrics["classifier_accuracy_originals_per_attribute"]
+    assert set(per_attribute) == set(tiny_classifier[1]["attributes"])
+    mean = sum(per_attribute.values()) / len(per_attribute)
+    assert metrics["classifier_accuracy_originals"] == pytest.approx(mean)
+    assert 0 < metrics["classifier_accuracy_reconstructions"] <= 1

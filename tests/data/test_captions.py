@@ -41,3 +41,13 @@ def test_every_phrase_reads_back_to_its_own_attribute():
     for attr, (_, phrases) in PHRASES.items():
         for phrase in phrases:
             assert attributes_in_caption(f"The person has {phrase}.") == {attr: 1}, phrase
+
+
+def test_negated_phrases_assert_absence_but_no_beard_is_its_own_attribute():
+    assert attributes_in_caption("He is not smiling and has no beard.") == {"Smiling": -1, "No_Beard": 1, "Male": 1}
+    assert attributes_in_caption("She wears lipstick, without glasses, and isn’t wearing a hat.") == {
+        "Wearing_Lipstick": 1,
+        "Eyeglasses": -1,
+        "Wearing_Hat": -1,
+        "Male": -1,
+    }

@@ -1,0 +1,1 @@
+"""Evaluation: attribute classifier, prompt-image alignment, Fréchet distance, reports."""

@@ -1,0 +1,340 @@
+"""Alignment: the share of the attributes a prompt asserts that the classifier finds in the image.
+
+    prompt ─► attributes_in_caption ─► asserted {attribute: ±1}
+    prompt ─► pipeline ─► image ─► classifier ─► predicted {attribute: ±1}
+    alignment = #(asserted == predicted) / #asserted          (pooled over a prompt suite)
+
+References: real test images scored against their own captions (the ceiling: what a perfect generator
+would get with this classifier) and images generated from the empty prompt scored against the suite's
+assertions (the floor: what ignoring the text gets).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from t2i.data.captions import CELEBA_ATTRIBUTES, PHRASES, attributes_in_caption, write_caption
+from t2i.data.check import list_records
+from t2i.data.datasets import ImageCaptionDataset, split_of
+from t2i.data.synthetic import sample_attributes
+from t2i.eval.classifier import AttributeClassifier, load_classifier
+from t2i.eval.fidelity import frechet_distance, inception_fid_kid
+from t2i.grid import make_grid, to_pil
+
+
+@dataclass
+class PromptCase:
+    prompt: str
+    attributes: dict[str, int]  # what the prompt asserts: attribute -> 1 (present) or -1 (absent)
+    held_out: bool | None = None  # the combination never occurs in the training split (None: not checked)
+
+
+_BITS = {(a, 1): i for i, a in enumerate(PHRASES)} | {("Male", 1): len(PHRASES), ("Male", -1): len(PHRASES) + 1}
+
+
+def combination_mask(attributes: dict[str, int]) -> int:
+    """One bit per asserted phrase attribute, one for each sex: combinations compare as bit sets."""
+    return sum(1 << _BITS[item] for item in attributes.items() if item in _BITS)
+
+
+def training_captions(data_dir: str | Path, split_fractions=(0.9, 0.05, 0.05)) -> list[str]:
+    """Every caption of every training-split image (all of them, not only those a run trained on)."""
+    _, records, _ = list_records(Path(data_dir))
+    return [c for r in records if split_of(r.id, split_fractions) == "train" for c in r.captions]
+
+
+def _caption_naming_all(chosen: dict[str, int], rng: np.random.Generator) -> tuple[str, dict[str, int]]:
+    """A caption in the dataset's templates that names every chosen attribute (templates name a random subset)."""
+    for _ in range(200):
+        caption = write_caption(chosen, rng)
+        asserted = attributes_in_caption(caption)
+        if all(asserted.get(a) == v for a, v in chosen.items()):
+            return caption, asserted
+    raise RuntimeError(f"no template names all of {sorted(chosen)}")
+
+
+def default_suite(
+    data_dir: str | Path, n_prompts: int = 64, attributes_per_prompt: int = 4, seed: int = 0, scorable=None
+) -> list[PromptCase]:
+    """A seeded suite of attribute combinations written with the dataset's caption templates.
+
+    Each prompt names `attributes_per_prompt` attributes and the sex. Half are combinations some training
+    caption names together (a subset of a real caption's attributes); half are held out: drawn from the
+    renderer's attribute sampler (so they are plausible faces) and kept only when no training caption
+    names the whole combination. (Combinations of images, not captions, would not do: the synthetic
+    attributes are nearly independent, so almost every plausible combination of 4-6 occurs in some
+    training image.)
+    """
+    captions = training_captions(data_dir)
+    caption_masks = np.array([combination_mask(attributes_in_caption(c)) for c in captions], dtype=np.uint64)
+    rng = np.random.default_rng(seed)
+    scorable = set(scorable or PHRASES)
+    cases: list[PromptCase] = []
+    want_held_out = False
+    for _ in range(1000 * n_prompts):
+        if len(cases) == n_prompts:
+            break
+        if want_held_out:
+            values = sample_attributes(rng)
+        else:
+            values = attributes_in_caption(captions[rng.integers(len(captions))])
+        present = [a for a in PHRASES if values.get(a) == 1 and a in scorable]
+        if len(present) < attributes_per_prompt or "Male" not in values:
+            continue
+        picked = [present[i] for i in rng.permutation(len(present))[:attributes_per_prompt]]
+        chosen = {"Male": values["Male"]} | {a: 1 for a in picked}
+        mask = np.uint64(combination_mask(chosen))
+        if want_held_out and ((caption_masks & mask) == mask).any():
+            continue
+        caption, asserted = _caption_naming_all(chosen, rng)
+        cases.append(PromptCase(caption, asserted, held_out=want_held_out))
+        want_held_out = not want_held_out
+    if len(cases) < n_prompts:
+        raise RuntimeError(f"found only {len(cases)} of {n_prompts} prompt combinations")
+    return cases
+
+
+def read_prompt_suite(path: str | Path) -> list[PromptCase]:
+    """JSONL lines {"prompt": "...", "attributes": {"Eyeglasses": 1, "Smiling": -1}}; without "attributes",
+    they are read from the prompt with the dataset's phrase table."""
+    cases = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("prompt"), str):
+            raise ValueError(f'{path}:{number}: expected {{"prompt": "...", "attributes": {{...}}}}')
+        attributes = entry.get("attributes") or attributes_in_caption(entry["prompt"])
+        bad = {a: v for a, v in attributes.items() if a not in CELEBA_ATTRIBUTES or v not in (1, -1)}
+        if bad:
+            raise ValueError(f"{path}:{number}: attributes must be CelebA names with values 1 or -1, got {bad}")
+        cases.append(PromptCase(entry["prompt"], dict(attributes), entry.get("held_out")))
+    if not cases:
+        raise ValueError(f"{path}: no prompts")
+    return cases
+
+
+def score(predicted: torch.Tensor, classifier_attributes: list[str], asserted: list[dict[str, int]]) -> dict:
+    """Hits and counts per attribute for images (N, A) in {1, -1} against what each image's prompt asserts."""
+    hits: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    per_image = []
+    for values, claims in zip(predicted.tolist(), asserted, strict=True):
+        image_hits = image_counts = 0
+        for attribute, value in claims.items():
+            if attribute not in classifier_attributes:
+                continue  # the classifier cannot see it (e.g. not rendered): not scored
+            hit = int(values[classifier_attributes.index(attribute)] == value)
+            hits[attribute] = hits.get(attribute, 0) + hit
+            counts[attribute] = counts.get(attribute, 0) + 1
+            image_hits, image_counts = image_hits + hit, image_counts + 1
+        per_image.append(image_hits / image_counts if image_counts else float("nan"))
+    total = sum(counts.values())
+    return {
+        "alignment": sum(hits.values()) / total if total else float("nan"),
+        "assertions": total,
+        "per_attribute": {a: hits[a] / counts[a] for a in sorted(counts)},
+        "per_image": per_image,
+    }
+
+
+@torch.no_grad()
+def generate_for_suite(
+    pipe,
+    cases: list[PromptCase],
+    n_per_prompt: int,
+    steps: int,
+    scheduler: str,
+    guidance: float,
+    seed: int,
+    batch_prompts: int = 16,
+    empty_prompt: bool = False,
+    progress=None,
+) -> torch.Tensor:
+    """Images (len(cases) · n, 3, H, W) in [-1, 1]; image j gets seed + j. empty_prompt: generate from ""."""
+    images = []
+    for start in range(0, len(cases), batch_prompts):
+        prompts = ["" if empty_prompt else c.prompt for c in cases[start : start + batch_prompts]]
+        images.append(
+            pipe(
+                prompts, guidance_scale=guidance, num_inference_steps=steps, scheduler=scheduler,
+                seed=seed + start * n_per_prompt, num_images_per_prompt=n_per_prompt, output_type="pt",
+            ).clamp(-1, 1)
+        )  # fmt: skip
+        if progress is not None:
+            progress(len(prompts) * n_per_prompt)
+    return torch.cat(images)
+
+
+def real_ceiling(classifier: AttributeClassifier, images: torch.Tensor, captions: list[list[str]]) -> dict:
+    """Alignment of real images with each of their own captions."""
+    predicted, _ = classifier.predict(images)
+    pairs = [(i, attributes_in_caption(c)) for i, caps in enumerate(captions) for c in caps]
+    return score(predicted[[i for i, _ in pairs]], classifier.attributes, [a for _, a in pairs])
+
+
+def empty_prompt_floor(classifier: AttributeClassifier, empty_images: torch.Tensor, cases: list[PromptCase]) -> dict:
+    """Alignment of images generated from "" against every prompt's assertions (text ignored)."""
+    predicted, _ = classifier.predict(empty_images)
+    rows = predicted.repeat(len(cases), 1)
+    claims = [c.attributes for c in cases for _ in range(len(predicted))]
+    return score(rows, classifier.attributes, claims)
+
+
+def summarize(cases: list[PromptCase], n_per_prompt: int, predicted: torch.Tensor, attributes: list[str]) -> dict:
+    """Overall, per attribute, seen versus held-out, and per prompt."""
+    claims = [c.attributes for c in cases for _ in range(n_per_prompt)]
+    result = score(predicted, attributes, claims)
+    for name, flag in (("seen", False), ("held_out", True)):
+        rows = [i for i, c in enumerate(cases) for _ in range(n_per_prompt) if c.held_out is flag]
+        if rows:
+            result[name] = score(predicted[rows], attributes, [claims[i] for i in rows])["alignment"]
+    per_prompt = np.array(result.pop("per_image")).reshape(len(cases), n_per_prompt).mean(1)
+    result["per_prompt"] = [asdict(c) | {"alignment": float(a)} for c, a in zip(cases, per_prompt, strict=True)]
+    return result
+
+
+def format_table(result: dict, ceiling: dict | None = None, floor: dict | None = None) -> str:
+    """The terminal table: one row per attribute, then the totals."""
+    lines = [f"{'attribute':22s} {'generated':>9s} {'real':>7s} {'empty':>7s}"]
+    for attribute, value in result["per_attribute"].items():
+        real = ceiling["per_attribute"].get(attribute, float("nan")) if ceiling else float("nan")
+        empty = floor["per_attribute"].get(attribute, float("nan")) if floor else float("nan")
+        lines.append(f"{attribute:22s} {100 * value:8.1f}% {100 * real:6.1f}% {100 * empty:6.1f}%")
+    real = ceiling["alignment"] if ceiling else float("nan")
+    empty = floor["alignment"] if floor else float("nan")
+    lines.append(f"{'ALL':22s} {100 * result['alignment']:8.1f}% {100 * real:6.1f}% {100 * empty:6.1f}%")
+    for name in ("seen", "held_out"):
+        if name in result:
+            lines.append(f"{name + ' combinations':22s} {100 * result[name]:8.1f}%")
+    return "\n".join(lines)
+
+
+@dataclass
+class RealImages:
+    """Real images that the generated ones are compared with: the test split (with captions) and a train sample."""
+
+    test_images: torch.Tensor  # (N, 3, H, W) in [-1, 1]
+    test_captions: list[list[str]]
+    train_images: torch.Tensor  # a seeded sample of the train split, for the real-vs-real Fréchet floor
+
+
+def load_real_images(data_dir: str | Path, size: int, n_train: int = 512, seed: int = 0) -> RealImages:
+    test = ImageCaptionDataset(data_dir, size, "test", random_caption=False)
+    train = ImageCaptionDataset(data_dir, size, "train", random_caption=False)
+    picked = np.random.default_rng(seed).permutation(len(train))[:n_train]
+    return RealImages(
+        torch.stack([test.item(i, 0)["pixel_values"] for i in range(len(test))]),
+        [r.captions for r in test.records],
+        torch.stack([train.item(int(i), 0)["pixel_values"] for i in picked]),
+    )
+
+
+def evaluate_setting(
+    pipe,
+    classifier: AttributeClassifier,
+    cases: list[PromptCase],
+    real_features: torch.Tensor,
+    n_per_prompt: int,
+    steps: int,
+    scheduler: str,
+    guidance: float,
+    seed: int,
+    progress=None,
+) -> tuple[dict, torch.Tensor]:
+    """Generate for the suite at one sampler setting; alignment (overall, per attribute, seen/held-out, per
+    prompt) and the Fréchet distance of the images to the real test features. Returns (result, images)."""
+    images = generate_for_suite(pipe, cases, n_per_prompt, steps, scheduler, guidance, seed, progress=progress)
+    predicted, features = classifier.predict(images)
+    result = summarize(cases, n_per_prompt, predicted, classifier.attributes)
+    result["frechet_distance"] = frechet_distance(features, real_features)
+    result["setting"] = {"steps": steps, "scheduler": scheduler, "guidance": guidance, "seed": seed,
+                         "n_per_prompt": n_per_prompt, "images": len(images)}  # fmt: skip
+    return result, images
+
+
+def references(
+    pipe,
+    classifier: AttributeClassifier,
+    cases: list[PromptCase],
+    real: RealImages,
+    n_empty: int,
+    steps: int,
+    seed: int,
+    fd_sizes: list[int],
+) -> dict:
+    """The ceiling (real test images with their captions), the floor (empty-prompt images) and the real
+    train-versus-test Fréchet distance for each generated-sample size in fd_sizes."""
+    ceiling = real_ceiling(classifier, real.test_images, real.test_captions)
+    ceiling.pop("per_image")
+    # ε = ε_u + g (ε_c − ε_u) equals ε_u when the prompt is "": guidance 1 gives the same images at half the cost
+    empty = generate_for_suite(pipe, cases[:n_empty], 1, steps, "dpm++", 1.0, seed, empty_prompt=True)
+    floor = empty_prompt_floor(classifier, empty, cases)
+    floor.pop("per_image")
+    _, test_features = classifier.predict(real.test_images)
+    _, train_features = classifier.predict(real.train_images)
+    fd_floor = {n: frechet_distance(train_features[:n], test_features) for n in fd_sizes}
+    return {"real_test": ceiling, "empty_prompt": floor, "frechet_real_train_vs_test": fd_floor}
+
+
+def worst_prompts_grid(result: dict, images: torch.Tensor, n_per_prompt: int, path: str | Path, k: int = 8) -> None:
+    """The k lowest-scoring prompts: their images in a row each, the prompt and its score under the first."""
+    ranked = sorted(range(len(result["per_prompt"])), key=lambda i: result["per_prompt"][i]["alignment"])[:k]
+    pictures, captions = [], []
+    for i in ranked:
+        case = result["per_prompt"][i]
+        for j in range(n_per_prompt):
+            pictures += to_pil(images[i * n_per_prompt + j : i * n_per_prompt + j + 1])
+            captions.append(f"{100 * case['alignment']:.0f}%: {case['prompt']}" if j == 0 else "")
+    make_grid(pictures, captions, cols=n_per_prompt, cell=128, text_lines=5).save(path)
+
+
+def measure_alignment(
+    model_dir: str | Path,
+    classifier_dir: str | Path,
+    data_dir: str | Path,
+    out: str | Path,
+    prompts_file: str | Path | None = None,
+    n_prompts: int = 64,
+    n_per_prompt: int = 4,
+    steps: int = 20,
+    scheduler: str = "dpm++",
+    guidance: float = 3.0,
+    seed: int = 0,
+    n_empty: int = 64,
+    inception_weights: str | Path | None = None,
+) -> dict:
+    """`t2i eval alignment`: generate for a prompt suite, score it with the classifier, compare with the
+    real-image ceiling and the empty-prompt floor; write alignment.json and worst-prompts.png to out."""
+    from t2i.pipeline import Text2ImagePipeline
+
+    pipe = Text2ImagePipeline.from_pretrained(model_dir)
+    classifier = load_classifier(classifier_dir)
+    if prompts_file:
+        cases = read_prompt_suite(prompts_file)
+    else:
+        cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes)
+    real = load_real_images(data_dir, pipe.vae.config.sample_size, n_train=len(cases) * n_per_prompt, seed=seed)
+    _, test_features = classifier.predict(real.test_images)
+    with tqdm(total=len(cases) * n_per_prompt, desc="generate") as bar:
+        result, images = evaluate_setting(
+            pipe, classifier, cases, test_features, n_per_prompt, steps, scheduler, guidance, seed, bar.update
+        )
+    result["references"] = references(pipe, classifier, cases, real, n_empty, steps, seed, [len(images)])
+    result["model"], result["classifier"] = str(model_dir), str(classifier_dir)
+    if inception_weights:
+        result["inception"] = inception_fid_kid(real.test_images, images, inception_weights)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "alignment.json").write_text(json.dumps(result, indent=2))
+    worst_prompts_grid(result, images, n_per_prompt, out / "worst-prompts.png")
+    return result

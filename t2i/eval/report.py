@@ -1,0 +1,323 @@
+"""`t2i eval report`: one Markdown page with plots that says how well a model follows its text.
+
+    classifier accuracy (real test) ─┐
+    autoencoder check                ├─► report.md + PNGs + report.json
+    alignment / Fréchet distance vs sampler and steps, DDPM-1000, guidance sweep, references ─┘
+
+It ends by picking the sampler settings the pipeline should use: the guidance with the best alignment
+(ties within one point go to the lower Fréchet distance), then the fewest DPM-Solver++ steps whose
+alignment is within one point of its best.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from t2i.autoencoder.evaluate import evaluate_autoencoder  # noqa: E402
+from t2i.eval.alignment import (  # noqa: E402
+    default_suite,
+    evaluate_setting,
+    load_real_images,
+    references,
+    worst_prompts_grid,
+)
+from t2i.eval.classifier import load_classifier  # noqa: E402
+
+SCHEDULERS = ("dpm++", "ddim", "euler", "unipc")
+STEPS = (5, 10, 20, 50)
+GUIDANCE = (1.0, 2.0, 3.0, 5.0, 7.5)
+
+
+def standard_error(p: float, n: int) -> float:
+    """Binomial standard error of a share p measured on n assertions, in points."""
+    return 100 * math.sqrt(max(p * (1 - p), 1e-12) / max(n, 1))
+
+
+def pick_defaults(guidance_sweep: dict, dpm_steps: dict) -> tuple[float, int]:
+    """Guidance: best alignment, ties within 1 point to the lowest FD. Steps: fewest within 1 point of the best."""
+    best = max(r["alignment"] for r in guidance_sweep.values())
+    close = {g: r for g, r in guidance_sweep.items() if r["alignment"] >= best - 0.01}
+    guidance = min(close, key=lambda g: close[g]["frechet_distance"])
+    best = max(r["alignment"] for r in dpm_steps.values())
+    steps = min(s for s, r in dpm_steps.items() if r["alignment"] >= best - 0.01)
+    return float(guidance), int(steps)
+
+
+def _bars(path, labels, series: dict[str, list[float]], title, ylabel):
+    fig, ax = plt.subplots(figsize=(max(8, 0.42 * len(labels)), 4))
+    width = 0.8 / len(series)
+    for k, (name, values) in enumerate(series.items()):
+        ax.bar([i + (k - (len(series) - 1) / 2) * width for i in range(len(labels))], values, width, label=name)
+    ax.set_xticks(range(len(labels)), labels, rotation=70, ha="right", fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _sweep_plot(path, sweeps: dict, ddpm: dict, references_: dict):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, by_steps in sweeps.items():
+        steps = sorted(by_steps)
+        left.plot(steps, [100 * by_steps[s]["alignment"] for s in steps], "o-", label=name)
+        right.plot(steps, [by_steps[s]["frechet_distance"] for s in steps], "o-", label=name)
+    left.plot([1000], [100 * ddpm["alignment"]], "k*", ms=10, label="ddpm (1000 steps)")
+    right.plot([1000], [ddpm["frechet_distance"]], "k*", ms=10, label="ddpm (1000 steps)")
+    left.axhline(100 * references_["real_test"]["alignment"], color="green", ls="--", lw=1, label="real images")
+    left.axhline(100 * references_["empty_prompt"]["alignment"], color="gray", ls="--", lw=1, label="empty prompt")
+    right.axhline(
+        next(iter(references_["frechet_real_train_vs_test"].values())), color="green", ls="--", lw=1, label="real"
+    )
+    for ax, label in ((left, "alignment (%)"), (right, "Fréchet distance (classifier features)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("sampler steps")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _guidance_plot(path, sweep: dict):
+    scales = sorted(sweep)
+    fig, left = plt.subplots(figsize=(5.5, 3.6))
+    left.plot(scales, [100 * sweep[g]["alignment"] for g in scales], "o-", color="C0")
+    left.set_xlabel("guidance scale g")
+    left.set_ylabel("alignment (%)", color="C0")
+    right = left.twinx()
+    right.plot(scales, [sweep[g]["frechet_distance"] for g in scales], "s--", color="C1")
+    right.set_ylabel("Fréchet distance", color="C1")
+    left.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(
+    model_dir: str | Path,
+    classifier_dir: str | Path,
+    data_dir: str | Path,
+    out: str | Path,
+    n_prompts: int = 32,
+    n_per_prompt: int = 2,
+    ddpm_prompts: int = 8,
+    seed: int = 0,
+) -> Path:
+    """Measure everything the page shows and write out/report.md, its PNGs and report.json."""
+    from t2i.pipeline import Text2ImagePipeline
+
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe = Text2ImagePipeline.from_pretrained(model_dir)
+    classifier = load_classifier(classifier_dir)
+    classifier_info = json.loads((Path(classifier_dir) / "classifier.json").read_text())
+    cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes)
+    n_images = n_prompts * n_per_prompt
+    real = load_real_images(data_dir, pipe.vae.config.sample_size, n_train=n_images, seed=seed)
+    _, test_features = classifier.predict(real.test_images)
+
+    settings = [(s, n, 3.0) for s in SCHEDULERS for n in STEPS] + [("dpm++", 20, g) for g in GUIDANCE if g != 3.0]
+    total = len(settings) * n_images + ddpm_prompts * n_per_prompt
+    results: dict[tuple, dict] = {}
+    with tqdm(total=total, desc="report: generate") as bar:
+        for scheduler, steps, guidance in settings:
+            start = time.perf_counter()
+            result, images = evaluate_setting(
+                pipe, classifier, cases, test_features, n_per_prompt, steps, scheduler, guidance, seed, bar.update
+            )
+            result["seconds_per_image"] = (time.perf_counter() - start) / len(images)
+            results[(scheduler, steps, guidance)] = result
+            if (scheduler, steps, guidance) == ("dpm++", 20, 3.0):
+                worst_prompts_grid(result, images, n_per_prompt, out / "worst-prompts.png")
+        start = time.perf_counter()
+        ddpm, _ = evaluate_setting(
+            pipe, classifier, cases[:ddpm_prompts], test_features, n_per_prompt, 1000, "ddpm", 3.0, seed, bar.update
+        )
+        ddpm["seconds_per_image"] = (time.perf_counter() - start) / (ddpm_prompts * n_per_prompt)
+    # the fast samplers on DDPM's prompt subset, so the 1000-step reference compares like with like
+    for result in results.values():
+        subset = result["per_prompt"][:ddpm_prompts]
+        result["alignment_on_ddpm_prompts"] = sum(p["alignment"] for p in subset) / len(subset)
+    refs = references(pipe, classifier, cases, real, n_images, 20, seed, [n_images, ddpm_prompts * n_per_prompt])
+    autoencoder = evaluate_autoencoder(Path(model_dir) / "vae", data_dir, "test", classifier_dir=classifier_dir)
+
+    sweeps = {s: {n: results[(s, n, 3.0)] for n in STEPS} for s in SCHEDULERS}
+    guidance_sweep = {g: results[("dpm++", 20, g)] for g in GUIDANCE}
+    default_guidance, default_steps = pick_defaults(guidance_sweep, sweeps["dpm++"])
+    main = results[("dpm++", 20, 3.0)]
+    attributes = sorted(main["per_attribute"])
+    _bars(
+        out / "per-attribute-alignment.png",
+        attributes,
+        {
+            "real test images, own captions": [100 * refs["real_test"]["per_attribute"].get(a, 0) for a in attributes],
+            "generated (dpm++ 20, g=3)": [100 * main["per_attribute"][a] for a in attributes],
+            "generated from the empty prompt": [100 * refs["empty_prompt"]["per_attribute"][a] for a in attributes],
+        },
+        "Is the asserted attribute in the image? (attribute classifier)",
+        "alignment (%)",
+    )
+    _bars(
+        out / "autoencoder-check.png",
+        classifier.attributes,
+        {
+            "originals": [100 * v for v in autoencoder["classifier_accuracy_originals_per_attribute"].values()],
+            "reconstructions": [
+                100 * v for v in autoencoder["classifier_accuracy_reconstructions_per_attribute"].values()
+            ],
+        },
+        "Classifier accuracy on test images and on their autoencoder reconstructions",
+        "accuracy (%)",
+    )
+    _sweep_plot(out / "samplers.png", sweeps, ddpm, refs)
+    _guidance_plot(out / "guidance.png", guidance_sweep)
+
+    report = {
+        "model": str(model_dir),
+        "classifier": str(classifier_dir),
+        "suite": {
+            "prompts": n_prompts,
+            "images_per_prompt": n_per_prompt,
+            "seed": seed,
+            "held_out_prompts": sum(bool(c.held_out) for c in cases),
+        },  # fmt: skip
+        "classifier_test_accuracy": classifier_info["test_accuracy"],
+        "classifier_test_mean_accuracy": classifier_info["test_mean_accuracy"],
+        "settings": [
+            {k: v for k, v in r.items() if k != "per_prompt"} | {"key": list(key)} for key, r in results.items()
+        ],
+        "ddpm_1000": {k: v for k, v in ddpm.items() if k != "per_prompt"},
+        "references": refs,
+        "autoencoder": autoencoder,
+        "default_guidance": default_guidance,
+        "default_steps": default_steps,
+        "minutes": (time.perf_counter() - started) / 60,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "report.md").write_text(_markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cases))
+    return out / "report.md"
+
+
+def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cases) -> str:
+    n = main["assertions"]
+    ceiling, floor = refs["real_test"], refs["empty_prompt"]
+    fd_floor = refs["frechet_real_train_vs_test"]
+    suite = report["suite"]
+    lines = [
+        f"# Evaluation report: `{report['model']}`",
+        "",
+        f"Made by `t2i eval report` in {report['minutes']:.1f} minutes. Prompt suite: {suite['prompts']} prompts "
+        f"× {suite['images_per_prompt']} images (seed {suite['seed']}), each naming 4 attributes and the sex in "
+        f"the dataset's caption templates; {suite['held_out_prompts']} of them name a combination that no "
+        "training caption names together (held out). An attribute classifier trained on real images only "
+        "decides whether each asserted attribute is in the image.",
+        "",
+        "## Summary",
+        "",
+        "| | alignment | Fréchet distance |",
+        "|---|---|---|",
+        f"| generated, DPM-Solver++ 20 steps, g = 3 | **{100 * main['alignment']:.1f}%** "
+        f"(± {standard_error(main['alignment'], n):.1f}) | {main['frechet_distance']:.2f} |",
+        f"| seen combinations / held-out combinations | {100 * main['seen']:.1f}% / {100 * main['held_out']:.1f}% | |",
+        f"| real test images with their own captions (ceiling) | {100 * ceiling['alignment']:.1f}% | "
+        f"{fd_floor[suite['prompts'] * suite['images_per_prompt']]:.2f} (real train vs test) |",
+        f"| generated from the empty prompt (floor) | {100 * floor['alignment']:.1f}% | |",
+        "",
+        f"**Settings the pipeline should use:** guidance **{report['default_guidance']:g}**, "
+        f"**{report['default_steps']}** DPM-Solver++ steps (the best guidance by alignment, ties within one point "
+        "to the lower Fréchet distance; then the fewest steps within one point of the best).",
+        "",
+        "Alignment is the share of asserted attributes the classifier finds (± one binomial standard error, "
+        f"{n} assertions). The Fréchet distance is computed on the classifier's penultimate features against the "
+        "real test split; it is biased upwards for small samples, so compare it only with the real train-versus-"
+        "test distance at the same sample size.",
+        "",
+        "## The attribute classifier",
+        "",
+        f"Mean accuracy on the real test split: **{100 * report['classifier_test_mean_accuracy']:.2f}%**.",
+        "",
+        "| attribute | accuracy |",
+        "|---|---|",
+        *[f"| {a} | {100 * v:.1f}% |" for a, v in report["classifier_test_accuracy"].items()],
+        "",
+        "## Per attribute",
+        "",
+        "![per-attribute alignment](per-attribute-alignment.png)",
+        "",
+        "| attribute | generated | real (ceiling) | empty prompt (floor) |",
+        "|---|---|---|---|",
+        *[
+            f"| {a} | {100 * v:.1f}% | {100 * ceiling['per_attribute'].get(a, float('nan')):.1f}% | "
+            f"{100 * floor['per_attribute'].get(a, float('nan')):.1f}% |"
+            for a, v in main["per_attribute"].items()
+        ],
+        "",
+        "The prompts the model follows worst (each row: one prompt, its images, its score):",
+        "",
+        "![worst prompts](worst-prompts.png)",
+        "",
+        "## Samplers and steps (g = 3)",
+        "",
+        "![samplers](samplers.png)",
+        "",
+        "| sampler | " + " | ".join(f"{s} steps" for s in STEPS) + " |",
+        "|---|" + "---|" * len(STEPS),
+        *[
+            f"| {name} | "
+            + " | ".join(
+                f"{100 * r['alignment']:.1f}% / FD {r['frechet_distance']:.1f} / {r['seconds_per_image']:.2f} s"
+                for r in by_steps.values()
+            )
+            + " |"
+            for name, by_steps in sweeps.items()
+        ],
+        "",
+        f"DDPM with 1000 steps on the first {len(ddpm['per_prompt'])} prompts: alignment "
+        f"{100 * ddpm['alignment']:.1f}% (± {standard_error(ddpm['alignment'], ddpm['assertions']):.1f}), "
+        f"FD {ddpm['frechet_distance']:.1f} (real floor at this size "
+        f"{list(fd_floor.values())[-1]:.1f}), {ddpm['seconds_per_image']:.1f} s per image. On the same prompts "
+        f"DPM-Solver++ at 20 steps scores {100 * sweeps['dpm++'][20]['alignment_on_ddpm_prompts']:.1f}%.",
+        "",
+        "## Guidance scale (DPM-Solver++, 20 steps)",
+        "",
+        "![guidance](guidance.png)",
+        "",
+        "| g | alignment | Fréchet distance |",
+        "|---|---|---|",
+        *[
+            f"| {g:g} | {100 * r['alignment']:.1f}% | {r['frechet_distance']:.2f} |"
+            for g, r in sorted(guidance_sweep.items())
+        ],
+        "",
+        "## Autoencoder check",
+        "",
+        f"Classifier accuracy on the {autoencoder['images']} test images: "
+        f"{100 * autoencoder['classifier_accuracy_originals']:.2f}% on the originals, "
+        f"{100 * autoencoder['classifier_accuracy_reconstructions']:.2f}% on their reconstructions "
+        f"(PSNR {autoencoder['psnr_db']:.2f} dB, SSIM {autoencoder['ssim']:.3f}).",
+        "",
+        "![autoencoder check](autoencoder-check.png)",
+        "",
+        "## The prompt suite",
+        "",
+        "| held out | prompt |",
+        "|---|---|",
+        *[f"| {'yes' if c.held_out else 'no'} | {c.prompt} |" for c in cases],
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""Every benchmark script runs from a fresh clone: CI runs each in its seconds-long smoke mode."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(script: str, *args) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke", *map(str, args)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    written = Path(out.stdout.strip().splitlines()[-1].removeprefix("wrote ").strip())
+    if written.suffix == ".png":  # scaling prints the plot last
+        written = written.with_suffix(".json")
+    assert BENCHMARKS / "results" not in written.parents  # smoke runs never overwrite measured results
+    return json.loads(written.read_text())
+
+
+def test_train_throughput_smoke():
+    result = _run("train_throughput.py")
+    assert result["speedup_ours_over_peer"]["median"] > 0 and result["machine"]["torch"]
+
+
+@pytest.mark.parametrize("script", ["sampling_throughput.py", "hardware_limit.py", "memory.py"])
+def test_model_benchmarks_smoke(script, tiny_model):
+    result = _run(script, "--model", tiny_model)
+    assert result["machine"]["cores"] >= 1
+
+
+def test_steps_quality_smoke(tiny_model, tiny_classifier, tiny_faces):
+    result = _run("steps_quality.py", "--model", tiny_model, "--classifier", tiny_classifier[0], "--data", tiny_faces)
+    assert set(result["samplers"]) == {"dpm++"} and result["ddpm"]["steps"] == 4
+
+
+def test_scaling_smoke():
+    result = _run("scaling.py")
+    assert set(result["by_batch"]) == {"1", "2"}
