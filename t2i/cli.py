@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for report.md, its PNGs and report.json")
     p.add_argument("--n-prompts", type=int, default=32, help="prompts in the suite (half held out)")
     p.add_argument("--n-per-prompt", type=int, default=2, help="images per prompt and setting")
-    p.add_argument("--ddpm-prompts", type=int, default=8, help="prompts for the 1000-step DDPM reference")
+    p.add_argument("--ddpm-prompts", type=int, default=6, help="prompts for the 1000-step DDPM reference")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_eval_report)
 

@@ -195,7 +195,7 @@ def summarize(cases: list[PromptCase], n_per_prompt: int, predicted: torch.Tenso
     claims = [c.attributes for c in cases for _ in range(n_per_prompt)]
     result = score(predicted, attributes, claims)
     for name, flag in (("seen", False), ("held_out", True)):
-        rows = [i for i, c in enumerate(cases) for _ in range(n_per_prompt) if c.held_out is flag]
+        rows = [k * n_per_prompt + j for k, c in enumerate(cases) if c.held_out is flag for j in range(n_per_prompt)]
         if rows:
             result[name] = score(predicted[rows], attributes, [claims[i] for i in rows])["alignment"]
     per_prompt = np.array(result.pop("per_image")).reshape(len(cases), n_per_prompt).mean(1)

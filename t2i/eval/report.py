@@ -114,7 +114,7 @@ def write_report(
     out: str | Path,
     n_prompts: int = 32,
     n_per_prompt: int = 2,
-    ddpm_prompts: int = 8,
+    ddpm_prompts: int = 6,
     seed: int = 0,
 ) -> Path:
     """Measure everything the page shows and write out/report.md, its PNGs and report.json."""
