@@ -134,14 +134,14 @@ class Text2ImagePipeline:
             uncond = self.encode_prompt(negatives).repeat_interleave(num_images_per_prompt, 0)
             context = torch.cat([uncond, cond])
 
-        # 2. prepare latents z_T ~ N(0, I), scaled by the sampler's initial sigma
+        # 2. the sampler's timesteps, then latents z_T ~ N(0, I) scaled by its initial sigma (which depends on them)
+        sampler.set_timesteps(num_inference_steps, device=self.device)
         size = self.unet.config.sample_size
         shape = (batch, self.unet.config.in_channels, size, size)
         latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
         latents = latents * sampler.init_noise_sigma
 
         # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step
-        sampler.set_timesteps(num_inference_steps, device=self.device)
         takes_generator = "generator" in inspect.signature(sampler.step).parameters  # stochastic samplers
         for step, t in enumerate(sampler.timesteps, 1):
             model_input = torch.cat([latents] * 2) if use_cfg else latents

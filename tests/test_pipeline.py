@@ -66,3 +66,10 @@ def test_bad_parameters_name_the_parameter(pipe, kwargs, field):
     arguments = {"prompt": "a hat", "num_inference_steps": 2} | kwargs
     with pytest.raises(ValueError, match=field):
         pipe(**arguments)
+
+
+def test_euler_equals_ddim_so_its_initial_sigma_is_taken_after_the_timesteps_are_set(tiny_model):
+    # DDIM is Euler's method on the probability-flow ODE in σ; Euler's initial σ depends on set_timesteps
+    pipe = Text2ImagePipeline.from_pretrained(tiny_model)
+    ddim, euler = (pipe("a hat", scheduler=s, num_inference_steps=8, output_type="pt") for s in ("ddim", "euler"))
+    assert (ddim - euler).abs().max() < 1e-3

@@ -32,7 +32,7 @@ from t2i.grid import make_grid, to_pil
 class PromptCase:
     prompt: str
     attributes: dict[str, int]  # what the prompt asserts: attribute -> 1 (present) or -1 (absent)
-    held_out: bool | None = None  # the combination never occurs in the training split (None: not checked)
+    held_out: bool | None = None  # no training caption names this whole combination (None: not checked)
 
 
 _BITS = {(a, 1): i for i, a in enumerate(PHRASES)} | {("Male", 1): len(PHRASES), ("Male", -1): len(PHRASES) + 1}

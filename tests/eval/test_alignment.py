@@ -80,3 +80,12 @@ def test_eval_alignment_command_writes_table_json_and_worst_prompt_grid(tiny_mod
     again = tmp_path / "again"
     assert main([*argv[:-1], str(again)]) == 0  # same seed, same numbers
     assert json.loads((again / "alignment.json").read_text())["per_prompt"] == result["per_prompt"]
+
+
+def test_summary_splits_seen_and_held_out_by_image_rows():
+    from t2i.eval.alignment import PromptCase, summarize
+
+    cases = [PromptCase("a", {"Smiling": 1}, held_out=False), PromptCase("b", {"Smiling": 1}, held_out=True)]
+    result = summarize(cases, 2, torch.tensor([[1], [1], [-1], [1]]), ["Smiling"])
+    assert (result["alignment"], result["seen"], result["held_out"]) == (0.75, 1.0, 0.5)
+    assert [p["alignment"] for p in result["per_prompt"]] == [1.0, 0.5]
