@@ -23,14 +23,18 @@ DEMO_MODEL = ROOT / "weights" / "demo"
 
 
 def machine() -> dict:
-    cpu = platform.processor()
+    cpu, vector_flags = platform.processor(), []
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         cpu = names[0] if names else cpu
+        flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+        vector_flags = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))  # what bf16/fp32 speed hangs on
     return {
         "date": date.today().isoformat(),
         "cpu": cpu,
+        "cpu_vector_flags": vector_flags,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
