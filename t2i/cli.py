@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "weights" / "demo"
+CLASSIFIER = Path(__file__).resolve().parent.parent / "weights" / "classifier"
 
 
 def _data_synth(args):
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = evaluate.add_parser("alignment", help="does the model draw what the prompt says? (attribute classifier)")
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
-    p.add_argument("--classifier", required=True, help="folder written by `t2i eval train-classifier`")
+    p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (default: ours)")
     p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
     p.add_argument("--prompts", default=None, help='JSONL: {"prompt": "...", "attributes": {"Eyeglasses": 1}}')
     p.add_argument("--n-prompts", type=int, default=64, help="size of the default suite (half held out)")
@@ -249,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = evaluate.add_parser("report", help="Markdown report: classifier, alignment, samplers, guidance, autoencoder")
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
-    p.add_argument("--classifier", required=True, help="folder written by `t2i eval train-classifier`")
+    p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (default: ours)")
     p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
     p.add_argument("--out", required=True, help="folder for report.md, its PNGs and report.json")
     p.add_argument("--n-prompts", type=int, default=32, help="prompts in the suite (half held out)")

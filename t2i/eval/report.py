@@ -37,6 +37,12 @@ STEPS = (5, 10, 20, 50)
 GUIDANCE = (1.0, 2.0, 3.0, 5.0, 7.5)
 
 
+def _shown(path: str | Path) -> str:
+    """A path as the report shows it: relative to the working directory when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def standard_error(p: float, n: int) -> float:
     """Binomial standard error of a share p measured on n assertions, in points."""
     return 100 * math.sqrt(max(p * (1 - p), 1e-12) / max(n, 1))
@@ -188,8 +194,8 @@ def write_report(
     _guidance_plot(out / "guidance.png", guidance_sweep)
 
     report = {
-        "model": str(model_dir),
-        "classifier": str(classifier_dir),
+        "model": _shown(model_dir),
+        "classifier": _shown(classifier_dir),
         "suite": {
             "prompts": n_prompts,
             "images_per_prompt": n_per_prompt,
