@@ -173,6 +173,13 @@ def _serve(args):
     serve(args.model, args.host, args.port, args.api_key or os.environ.get("T2I_API_KEY"), limits)
 
 
+def _add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
+    """--model, --classifier, --data: what `t2i eval alignment` and `t2i eval report` measure, and with what."""
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
+    p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (default: ours)")
+    p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -234,9 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval_train_classifier)
 
     p = evaluate.add_parser("alignment", help="does the model draw what the prompt says? (attribute classifier)")
-    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
-    p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (default: ours)")
-    p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
+    _add_evaluation_inputs(p)
     p.add_argument("--prompts", default=None, help='JSONL: {"prompt": "...", "attributes": {"Eyeglasses": 1}}')
     p.add_argument("--n-prompts", type=int, default=64, help="size of the default suite (half held out)")
     p.add_argument("--n-per-prompt", type=int, default=4, help="images per prompt")
@@ -249,9 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval_alignment)
 
     p = evaluate.add_parser("report", help="Markdown report: classifier, alignment, samplers, guidance, autoencoder")
-    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
-    p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (default: ours)")
-    p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
+    _add_evaluation_inputs(p)
     p.add_argument("--out", required=True, help="folder for report.md, its PNGs and report.json")
     p.add_argument("--n-prompts", type=int, default=32, help="prompts in the suite (half held out)")
     p.add_argument("--n-per-prompt", type=int, default=2, help="images per prompt and setting")
