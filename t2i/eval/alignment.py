@@ -175,11 +175,10 @@ def generate_for_suite(
     return torch.cat(images)
 
 
-def real_ceiling(classifier: AttributeClassifier, images: torch.Tensor, captions: list[list[str]]) -> dict:
-    """Alignment of real images with each of their own captions."""
-    predicted, _ = classifier.predict(images)
+def real_ceiling(attributes: list[str], predicted: torch.Tensor, captions: list[list[str]]) -> dict:
+    """Alignment of real images (the classifier's values `predicted`) with each of their own captions."""
     pairs = [(i, attributes_in_caption(c)) for i, caps in enumerate(captions) for c in caps]
-    return score(predicted[[i for i, _ in pairs]], classifier.attributes, [a for _, a in pairs])
+    return score(predicted[[i for i, _ in pairs]], attributes, [a for _, a in pairs])
 
 
 def empty_prompt_floor(classifier: AttributeClassifier, empty_images: torch.Tensor, cases: list[PromptCase]) -> dict:
@@ -267,20 +266,22 @@ def references(
     classifier: AttributeClassifier,
     cases: list[PromptCase],
     real: RealImages,
+    test_predicted: tuple[torch.Tensor, torch.Tensor],
     n_empty: int,
     steps: int,
     seed: int,
     fd_sizes: list[int],
 ) -> dict:
     """The ceiling (real test images with their captions), the floor (empty-prompt images) and the real
-    train-versus-test Fréchet distance for each generated-sample size in fd_sizes."""
-    ceiling = real_ceiling(classifier, real.test_images, real.test_captions)
+    train-versus-test Fréchet distance for each generated-sample size in fd_sizes. test_predicted: the
+    classifier's (values, features) of real.test_images."""
+    test_values, test_features = test_predicted
+    ceiling = real_ceiling(classifier.attributes, test_values, real.test_captions)
     ceiling.pop("per_image")
     # ε = ε_u + g (ε_c − ε_u) equals ε_u when the prompt is "": guidance 1 gives the same images at half the cost
     empty = generate_for_suite(pipe, cases[:n_empty], 1, steps, "dpm++", 1.0, seed, empty_prompt=True)
     floor = empty_prompt_floor(classifier, empty, cases)
     floor.pop("per_image")
-    _, test_features = classifier.predict(real.test_images)
     _, train_features = classifier.predict(real.train_images)
     fd_floor = {n: frechet_distance(train_features[:n], test_features) for n in fd_sizes}
     return {"real_test": ceiling, "empty_prompt": floor, "frechet_real_train_vs_test": fd_floor}
@@ -324,12 +325,14 @@ def measure_alignment(
     else:
         cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes)
     real = load_real_images(data_dir, pipe.vae.config.sample_size, n_train=len(cases) * n_per_prompt, seed=seed)
-    _, test_features = classifier.predict(real.test_images)
+    test_values, test_features = classifier.predict(real.test_images)
     with tqdm(total=len(cases) * n_per_prompt, desc="generate") as bar:
         result, images = evaluate_setting(
             pipe, classifier, cases, test_features, n_per_prompt, steps, scheduler, guidance, seed, bar.update
         )
-    result["references"] = references(pipe, classifier, cases, real, n_empty, steps, seed, [len(images)])
+    result["references"] = references(
+        pipe, classifier, cases, real, (test_values, test_features), n_empty, steps, seed, [len(images)]
+    )
     result["model"], result["classifier"] = str(model_dir), str(classifier_dir)
     if inception_weights:
         result["inception"] = inception_fid_kid(real.test_images, images, inception_weights)

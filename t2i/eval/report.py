@@ -135,7 +135,7 @@ def write_report(
     cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes)
     n_images = n_prompts * n_per_prompt
     real = load_real_images(data_dir, pipe.vae.config.sample_size, n_train=n_images, seed=seed)
-    _, test_features = classifier.predict(real.test_images)
+    test_values, test_features = classifier.predict(real.test_images)
 
     settings = [(s, n, 3.0) for s in SCHEDULERS for n in STEPS] + [("dpm++", 20, g) for g in GUIDANCE if g != 3.0]
     total = len(settings) * n_images + ddpm_prompts * n_per_prompt
@@ -159,7 +159,8 @@ def write_report(
     for result in results.values():
         subset = result["per_prompt"][:ddpm_prompts]
         result["alignment_on_ddpm_prompts"] = sum(p["alignment"] for p in subset) / len(subset)
-    refs = references(pipe, classifier, cases, real, n_images, 20, seed, [n_images, ddpm_prompts * n_per_prompt])
+    fd_sizes = [n_images, ddpm_prompts * n_per_prompt]
+    refs = references(pipe, classifier, cases, real, (test_values, test_features), n_images, 20, seed, fd_sizes)
     autoencoder = evaluate_autoencoder(Path(model_dir) / "vae", data_dir, "test", classifier_dir=classifier_dir)
 
     sweeps = {s: {n: results[(s, n, 3.0)] for n in STEPS} for s in SCHEDULERS}
