@@ -94,7 +94,7 @@ def _eval_alignment(args):
         args.steps, args.scheduler, args.guidance, args.seed, inception_weights=args.inception_weights,
     )  # fmt: skip
     references = result["references"]
-    print(format_table(result, references["real_test"], references["empty_prompt"]))
+    print(format_table(result, references))
     print(
         f"Fréchet distance (classifier features) to real test images: {result['frechet_distance']:.2f} "
         f"(real train vs test at the same size: {next(iter(references['frechet_real_train_vs_test'].values())):.2f})"

@@ -5,8 +5,9 @@
     alignment = #(asserted == predicted) / #asserted          (pooled over a prompt suite)
 
 References: real test images scored against their own captions (the ceiling: what a perfect generator
-would get with this classifier) and images generated from the empty prompt scored against the suite's
-assertions (the floor: what ignoring the text gets).
+would get with this classifier), the same images passed through the model's autoencoder, x̂ = D(E(x))
+(what a perfect UNet would get through this decoder), and images generated from the empty prompt scored
+against the suite's assertions (the floor: what ignoring the text gets).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from t2i.autoencoder.model import encode
 from t2i.data.captions import CELEBA_ATTRIBUTES, PHRASES, attributes_in_caption, write_caption
 from t2i.data.check import list_records
 from t2i.data.datasets import ImageCaptionDataset, split_of
@@ -181,6 +183,17 @@ def real_ceiling(attributes: list[str], predicted: torch.Tensor, captions: list[
     return score(predicted[[i for i, _ in pairs]], attributes, [a for _, a in pairs])
 
 
+@torch.no_grad()
+def reconstruct(vae, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """x̂ = D(E(x)) with the posterior mean, in [-1, 1], on the CPU."""
+    return torch.cat(
+        [
+            vae.decode(encode(vae, x.to(vae.device, vae.dtype))).sample.clamp(-1, 1).float().cpu()
+            for x in images.split(batch_size)
+        ]
+    )
+
+
 def empty_prompt_floor(classifier: AttributeClassifier, empty_images: torch.Tensor, cases: list[PromptCase]) -> dict:
     """Alignment of images generated from "" against every prompt's assertions (text ignored)."""
     predicted, _ = classifier.predict(empty_images)
@@ -202,16 +215,18 @@ def summarize(cases: list[PromptCase], n_per_prompt: int, predicted: torch.Tenso
     return result
 
 
-def format_table(result: dict, ceiling: dict | None = None, floor: dict | None = None) -> str:
-    """The terminal table: one row per attribute, then the totals."""
-    lines = [f"{'attribute':22s} {'generated':>9s} {'real':>7s} {'empty':>7s}"]
+REFERENCE_COLUMNS = {"real": "real_test", "real→AE": "real_through_autoencoder", "empty": "empty_prompt"}
+
+
+def format_table(result: dict, references: dict) -> str:
+    """The terminal table: one row per attribute (generated, then each reference), then the totals."""
+    columns = {name: references[key] for name, key in REFERENCE_COLUMNS.items()}
+    lines = [f"{'attribute':22s} {'generated':>9s}" + "".join(f" {name:>8s}" for name in columns)]
     for attribute, value in result["per_attribute"].items():
-        real = ceiling["per_attribute"].get(attribute, float("nan")) if ceiling else float("nan")
-        empty = floor["per_attribute"].get(attribute, float("nan")) if floor else float("nan")
-        lines.append(f"{attribute:22s} {100 * value:8.1f}% {100 * real:6.1f}% {100 * empty:6.1f}%")
-    real = ceiling["alignment"] if ceiling else float("nan")
-    empty = floor["alignment"] if floor else float("nan")
-    lines.append(f"{'ALL':22s} {100 * result['alignment']:8.1f}% {100 * real:6.1f}% {100 * empty:6.1f}%")
+        cells = "".join(f" {100 * r['per_attribute'].get(attribute, float('nan')):7.1f}%" for r in columns.values())
+        lines.append(f"{attribute:22s} {100 * value:8.1f}%{cells}")
+    cells = "".join(f" {100 * r['alignment']:7.1f}%" for r in columns.values())
+    lines.append(f"{'ALL':22s} {100 * result['alignment']:8.1f}%{cells}")
     for name in ("seen", "held_out"):
         if name in result:
             lines.append(f"{name + ' combinations':22s} {100 * result[name]:8.1f}%")
@@ -272,19 +287,27 @@ def references(
     seed: int,
     fd_sizes: list[int],
 ) -> dict:
-    """The ceiling (real test images with their captions), the floor (empty-prompt images) and the real
-    train-versus-test Fréchet distance for each generated-sample size in fd_sizes. test_predicted: the
-    classifier's (values, features) of real.test_images."""
+    """The ceiling (real test images with their captions), the same through the model's autoencoder, the
+    floor (empty-prompt images) and the real train-versus-test Fréchet distance for each generated-sample
+    size in fd_sizes. test_predicted: the classifier's (values, features) of real.test_images."""
     test_values, test_features = test_predicted
     ceiling = real_ceiling(classifier.attributes, test_values, real.test_captions)
     ceiling.pop("per_image")
+    reconstructed_values, _ = classifier.predict(reconstruct(pipe.vae, real.test_images))
+    through_autoencoder = real_ceiling(classifier.attributes, reconstructed_values, real.test_captions)
+    through_autoencoder.pop("per_image")
     # ε = ε_u + g (ε_c − ε_u) equals ε_u when the prompt is "": guidance 1 gives the same images at half the cost
     empty = generate_for_suite(pipe, cases[:n_empty], 1, steps, "dpm++", 1.0, seed, empty_prompt=True)
     floor = empty_prompt_floor(classifier, empty, cases)
     floor.pop("per_image")
     _, train_features = classifier.predict(real.train_images)
     fd_floor = {n: frechet_distance(train_features[:n], test_features) for n in fd_sizes}
-    return {"real_test": ceiling, "empty_prompt": floor, "frechet_real_train_vs_test": fd_floor}
+    return {
+        "real_test": ceiling,
+        "real_through_autoencoder": through_autoencoder,
+        "empty_prompt": floor,
+        "frechet_real_train_vs_test": fd_floor,
+    }
 
 
 def worst_prompts_grid(result: dict, images: torch.Tensor, n_per_prompt: int, path: str | Path, k: int = 8) -> None:

@@ -83,6 +83,9 @@ def _sweep_plot(path, sweeps: dict, ddpm: dict, references_: dict):
     left.plot([1000], [100 * ddpm["alignment"]], "k*", ms=10, label="ddpm (1000 steps)")
     right.plot([1000], [ddpm["frechet_distance"]], "k*", ms=10, label="ddpm (1000 steps)")
     left.axhline(100 * references_["real_test"]["alignment"], color="green", ls="--", lw=1, label="real images")
+    left.axhline(
+        100 * references_["real_through_autoencoder"]["alignment"], color="olive", ls=":", lw=1, label="real → AE"
+    )
     left.axhline(100 * references_["empty_prompt"]["alignment"], color="gray", ls="--", lw=1, label="empty prompt")
     right.axhline(
         next(iter(references_["frechet_real_train_vs_test"].values())), color="green", ls="--", lw=1, label="real"
@@ -173,6 +176,9 @@ def write_report(
         attributes,
         {
             "real test images, own captions": [100 * refs["real_test"]["per_attribute"].get(a, 0) for a in attributes],
+            "the same through the autoencoder": [
+                100 * refs["real_through_autoencoder"]["per_attribute"].get(a, 0) for a in attributes
+            ],
             "generated (dpm++ 20, g=3)": [100 * main["per_attribute"][a] for a in attributes],
             "generated from the empty prompt": [100 * refs["empty_prompt"]["per_attribute"][a] for a in attributes],
         },
@@ -222,7 +228,7 @@ def write_report(
 
 def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cases) -> str:
     n = main["assertions"]
-    ceiling, floor = refs["real_test"], refs["empty_prompt"]
+    ceiling, through_ae, floor = refs["real_test"], refs["real_through_autoencoder"], refs["empty_prompt"]
     fd_floor = refs["frechet_real_train_vs_test"]
     suite = report["suite"]
     lines = [
@@ -243,6 +249,8 @@ def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cas
         f"| seen combinations / held-out combinations | {100 * main['seen']:.1f}% / {100 * main['held_out']:.1f}% | |",
         f"| real test images with their own captions (ceiling) | {100 * ceiling['alignment']:.1f}% | "
         f"{fd_floor[suite['prompts'] * suite['images_per_prompt']]:.2f} (real train vs test) |",
+        f"| the same real images through the model's autoencoder, D(E(x)) (a perfect UNet's ceiling) | "
+        f"{100 * through_ae['alignment']:.1f}% | |",
         f"| generated from the empty prompt (floor) | {100 * floor['alignment']:.1f}% | |",
         "",
         f"**Settings the pipeline should use:** guidance **{report['default_guidance']:g}**, "
@@ -266,10 +274,11 @@ def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cas
         "",
         "![per-attribute alignment](per-attribute-alignment.png)",
         "",
-        "| attribute | generated | real (ceiling) | empty prompt (floor) |",
-        "|---|---|---|---|",
+        "| attribute | generated | real (ceiling) | real through the autoencoder | empty prompt (floor) |",
+        "|---|---|---|---|---|",
         *[
             f"| {a} | {100 * v:.1f}% | {100 * ceiling['per_attribute'].get(a, float('nan')):.1f}% | "
+            f"{100 * through_ae['per_attribute'].get(a, float('nan')):.1f}% | "
             f"{100 * floor['per_attribute'].get(a, float('nan')):.1f}% |"
             for a, v in main["per_attribute"].items()
         ],

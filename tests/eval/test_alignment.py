@@ -11,6 +11,7 @@ from t2i.eval.alignment import (
     default_suite,
     empty_prompt_floor,
     read_prompt_suite,
+    reconstruct,
     score,
     training_captions,
 )
@@ -63,6 +64,17 @@ def test_empty_prompt_floor_scores_every_image_against_every_prompt(tiny_classif
     assert floor["assertions"] == 6 and floor["alignment"] == pytest.approx(0.5)  # each image agrees with one
 
 
+def test_reconstruct_is_the_autoencoder_round_trip_in_any_batch_size(trained_tiny):
+    from t2i.autoencoder.model import load_autoencoder
+
+    vae = load_autoencoder(trained_tiny[0])
+    x = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        whole = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+    assert torch.allclose(reconstruct(vae, x, batch_size=2), whole, atol=1e-5)
+    assert not torch.allclose(whole, x, atol=0.05)  # a real round trip, not the identity
+
+
 def test_eval_alignment_command_writes_table_json_and_worst_prompt_grid(tiny_model, tiny_classifier, tiny_faces,
                                                                          tmp_path, capsys):  # fmt: skip
     out = tmp_path / "alignment"
@@ -75,7 +87,8 @@ def test_eval_alignment_command_writes_table_json_and_worst_prompt_grid(tiny_mod
     assert result["setting"]["images"] == 8 and len(result["per_prompt"]) == 4
     assert 0 <= result["alignment"] <= 1 and result["frechet_distance"] >= 0
     references = result["references"]
-    assert set(references) == {"real_test", "empty_prompt", "frechet_real_train_vs_test"}
+    assert set(references) == {"real_test", "real_through_autoencoder", "empty_prompt", "frechet_real_train_vs_test"}
+    assert "real→AE" in printed
     assert (out / "worst-prompts.png").is_file()
     again = tmp_path / "again"
     assert main([*argv[:-1], str(again)]) == 0  # same seed, same numbers

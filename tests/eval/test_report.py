@@ -33,4 +33,7 @@ def test_report_measures_every_sampler_setting_and_writes_markdown_with_plots(
     for png in ("per-attribute-alignment", "autoencoder-check", "samplers", "guidance", "worst-prompts"):
         assert f"({png}.png)" in markdown and (out / f"{png}.png").stat().st_size > 1000
     assert "Settings the pipeline should use" in markdown
+    assert "through the model's autoencoder" in markdown
+    through_ae = report["references"]["real_through_autoencoder"]
+    assert through_ae["assertions"] == report["references"]["real_test"]["assertions"] > 0
     assert report["classifier_test_mean_accuracy"] == pytest.approx(tiny_classifier[1]["test_mean_accuracy"])
