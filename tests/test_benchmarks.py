@@ -25,6 +25,8 @@ def _run(script: str, *args) -> dict:
 def test_train_throughput_smoke():
     result = _run("train_throughput.py")
     assert result["speedup_ours_over_peer"]["median"] > 0 and result["machine"]["torch"]
+    bound = result["caching_bound_at_equal_flop_rate"]["tiny"]
+    assert bound["bound"] > 1 and min(bound["gflops_per_image"].values()) > 0
 
 
 @pytest.mark.parametrize("script", ["sampling_throughput.py", "hardware_limit.py", "memory.py"])
