@@ -122,8 +122,8 @@ def main():
 
         train_step = trainer(unet)
 
-        def ours():  # z0 = s·μ+σε from the latent cache, τθ(y) from the text cache
-            train_step(cache.latents(rows, flips, gen) * scale, text_cache(captions))
+        def cached(step):  # z0 = s·μ+σε from the latent cache, τθ(y) from the text cache
+            return lambda: step(cache.latents(rows, flips, gen) * scale, text_cache(captions))
 
         def peer():  # diffusers' recipe: z0 = s·E(x) and τθ(y) computed in the step (frozen, no grad)
             with torch.no_grad():
@@ -131,14 +131,11 @@ def main():
                 context, _ = text_encoder.encode(captions)
             train_step(z0, context)
 
-        contestants = {"ours": ours, "peer": peer}
+        contestants = {"ours": cached(train_step), "peer": peer}
         if args.compile:  # the same step on a compiled copy of the UNet; the warm-up round compiles it
             compiled = copy.deepcopy(unet)
             compiled.compile()
-            compiled_step = trainer(compiled)
-            contestants["ours_compiled"] = lambda: compiled_step(
-                cache.latents(rows, flips, gen) * scale, text_cache(captions)
-            )
+            contestants["ours_compiled"] = cached(trainer(compiled))
         times = interleaved(contestants, args.repeats)
     presets = [args.preset] if args.smoke else [args.preset, "celebahq256"]
     result = {

@@ -53,3 +53,14 @@ def encode(model: AutoencoderKL | VQModel, x: torch.Tensor) -> torch.Tensor:
     if isinstance(model, VQModel):
         return model.encode(x).latents
     return model.encode(x).latent_dist.mode()
+
+
+@torch.no_grad()
+def reconstruct(model: AutoencoderKL | VQModel, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """x̂ = D(E(x)) from `encode`'s latents, clamped to [-1, 1], in batches; float32 on x's device."""
+    return torch.cat(
+        [
+            model.decode(encode(model, b.to(model.device, model.dtype))).sample.clamp(-1, 1).float().to(x.device)
+            for b in x.split(batch_size)
+        ]
+    )

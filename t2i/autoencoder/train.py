@@ -19,7 +19,7 @@ from diffusers.optimization import get_scheduler
 from tqdm import tqdm
 
 from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, hinge_d_loss, reconstruction_loss
-from t2i.autoencoder.model import build_autoencoder, encode
+from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
 from t2i.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, save_config
 from t2i.data.datasets import EpochStream, ImageCaptionDataset, step_batches
@@ -58,8 +58,7 @@ def measure_scaling_factor(model, dataset: ImageCaptionDataset, n: int, batch_si
 @torch.no_grad()
 def reconstruction_grid(model, x: torch.Tensor, path: Path) -> None:
     """Inputs on the top row, reconstructions below."""
-    x_hat = model.decode(encode(model, x)).sample
-    make_grid(to_pil(x) + to_pil(x_hat), cols=len(x), cell=96).save(path)
+    make_grid(to_pil(x) + to_pil(reconstruct(model, x)), cols=len(x), cell=96).save(path)
 
 
 def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from t2i.autoencoder.model import encode
+from t2i.autoencoder.model import reconstruct
 from t2i.data.captions import CELEBA_ATTRIBUTES, PHRASES, attributes_in_caption, write_caption
 from t2i.data.check import list_records
 from t2i.data.datasets import ImageCaptionDataset, split_of
@@ -181,17 +181,6 @@ def real_ceiling(attributes: list[str], predicted: torch.Tensor, captions: list[
     """Alignment of real images (the classifier's values `predicted`) with each of their own captions."""
     pairs = [(i, attributes_in_caption(c)) for i, caps in enumerate(captions) for c in caps]
     return score(predicted[[i for i, _ in pairs]], attributes, [a for _, a in pairs])
-
-
-@torch.no_grad()
-def reconstruct(vae, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """x̂ = D(E(x)) with the posterior mean, in [-1, 1], on the CPU."""
-    return torch.cat(
-        [
-            vae.decode(encode(vae, x.to(vae.device, vae.dtype))).sample.clamp(-1, 1).float().cpu()
-            for x in images.split(batch_size)
-        ]
-    )
 
 
 def empty_prompt_floor(classifier: AttributeClassifier, empty_images: torch.Tensor, cases: list[PromptCase]) -> dict:
