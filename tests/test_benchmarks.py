@@ -43,3 +43,21 @@ def test_steps_quality_smoke(tiny_model, tiny_classifier, tiny_faces):
 def test_scaling_smoke():
     result = _run("scaling.py")
     assert set(result["by_batch"]) == {"1", "2"}
+
+
+def test_autoencoder_recipes_smoke(tmp_path):
+    from t2i.data.synthetic import synthesize_dataset
+
+    faces = synthesize_dataset(tmp_path / "faces", 40, 64, seed=0, workers=1)  # the demo preset's 64x64
+    times = _run("autoencoder_recipes.py", "time", "--data", faces)
+    assert times["demo"]["steps"] == 4800 and times["batch4"]["s_per_step"] > 0
+    script, packed = BENCHMARKS / "autoencoder_recipes.py", tmp_path / "faces.safetensors"
+    subprocess.run([sys.executable, str(script), "pack", "--data", faces, "--out", packed], check=True)
+    out = subprocess.run(
+        [sys.executable, str(script), "train", "--recipe", "ema", "--packed", packed, "--scale", "0.0005"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["steps"] == 2 and 5 < result["val_psnr_db"] < 60
