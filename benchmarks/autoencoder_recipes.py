@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from t2i.autoencoder.evaluate import psnr
 from t2i.autoencoder.model import build_autoencoder, reconstruct
 from t2i.autoencoder.train import autoencoder_losses
-from t2i.config import load_config
+from t2i.config import diffusers_schedule_name, load_config
 from t2i.data.datasets import ImageCaptionDataset
 
 from common import RESULTS, ROOT, save
@@ -84,8 +84,12 @@ def make_run(name: str, device: str, steps: int):
     torch.manual_seed(config.autoencoder_training.seed)
     model = build_autoencoder(config.autoencoder, config.data.image_size).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=config.autoencoder_training.lr, betas=betas)
+    tc = config.autoencoder_training
     schedule = get_scheduler(
-        "cosine", opt, num_warmup_steps=config.autoencoder_training.warmup_steps, num_training_steps=steps
+        diffusers_schedule_name(tc.lr_schedule, "autoencoder_training"),
+        opt,
+        num_warmup_steps=tc.warmup_steps,
+        num_training_steps=steps,
     )
     ema = EMAModel(model.parameters(), decay=ema_decay) if ema_decay else None
     return config, model, opt, schedule, ema
@@ -118,20 +122,20 @@ def time_recipes(data_dir: str, rounds: int, steps_per_round: int, smoke: bool) 
                 seconds[key].append((time.perf_counter() - start) / steps_per_round)
         print(f"round {r}/{rounds}", {shapes[k]: round(statistics.median(v), 3) for k, v in seconds.items() if v})
     per_step = {key: statistics.median(v) for key, v in seconds.items()}
-    base = per_step[shape("demo")]
-    result = {
-        name: {"s_per_step": per_step[shape(name)], "steps": round(BASE_STEPS * base / per_step[shape(name)])}
-        for name in names
-    }
+    result = {name: {"s_per_step": per_step[shape(name)], "steps": equal_cost_steps(per_step, name)} for name in names}
     save(TIMES.stem, result, smoke)
     return result
 
 
-def budget_steps(name: str) -> int:
-    """The steps of recipe `name` that cost what BASE_STEPS of the demo recipe cost, from the `time` results."""
-    times = json.loads(TIMES.read_text())
-    per_step = {shape(n): row["s_per_step"] for n, row in times.items() if n in RECIPES}
+def equal_cost_steps(per_step: dict[tuple, float], name: str) -> int:
+    """The steps of recipe `name` that cost what BASE_STEPS of the demo recipe cost, given seconds per step by shape."""
     return round(BASE_STEPS * per_step[shape("demo")] / per_step[shape(name)])
+
+
+def budget_steps(name: str) -> int:
+    """equal_cost_steps from the recorded `time` results."""
+    times = json.loads(TIMES.read_text())
+    return equal_cost_steps({shape(n): row["s_per_step"] for n, row in times.items() if n in RECIPES}, name)
 
 
 def pack(data_dir: str, out: str) -> None:
