@@ -1,23 +1,30 @@
-"""Training checkpoints: atomic, verified, safetensors only.
+"""Training checkpoints: atomic, verified, safetensors only; resume that survives a corrupt one; a clean Ctrl-C.
 
 A checkpoint is a folder `step-NNNNNNN/` holding `tensors.safetensors` (every tensor of the training
 state) and `state.json` (the rest of the state with tensors replaced by their keys, plus the sha256
 of the tensor file). It is written under a temporary name and renamed into place, so a kill at any
 moment leaves either the old latest checkpoint or the new one, never a half-written one.
+Resuming takes the newest checkpoint that verifies: a corrupt one is set aside (renamed
+`corrupt-step-NNNNNNN`, never deleted) and the one before it is used. During training, the first Ctrl-C
+asks the loop to stop after the current step and write a checkpoint; a second one stops at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 PREFIX = "step-"
+log = logging.getLogger(__name__)
 
 
 def _flatten(obj, tensors: dict[str, torch.Tensor], path: str):
@@ -120,3 +127,52 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as error:  # safetensors raises its own error types
         raise ValueError(f"corrupted checkpoint file {tensor_file}: {error}") from None
     return _unflatten(meta["state"], tensors)
+
+
+def resume_state(root: str | Path) -> tuple[Path, dict] | None:
+    """(path, state) of the newest checkpoint that verifies, or None when there is none.
+
+    A corrupt checkpoint is renamed `corrupt-<name>` (kept for inspection) and the next older one is tried;
+    when checkpoints exist but none verifies, a ValueError says so rather than silently starting over."""
+    checkpoints = list_checkpoints(root)
+    for path in reversed(checkpoints):
+        try:
+            return path, load_checkpoint(path)
+        except ValueError as error:
+            aside = path.with_name(f"corrupt-{path.name}")
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            log.warning("%s; set it aside as %s and trying the checkpoint before it", error, aside)
+    if checkpoints:
+        raise ValueError(f"no intact checkpoint in {root} (the corrupt ones are kept as corrupt-step-*): "
+                         "move them away to start the run over")  # fmt: skip
+    return None
+
+
+class TrainingStopped(Exception):
+    """The run stopped at the user's request after writing a checkpoint; re-running the command resumes it."""
+
+
+class StopOnInterrupt:
+    """Within `with StopOnInterrupt() as stop:`, the first SIGINT sets `stop.requested` (the loop checkpoints and
+    raises TrainingStopped after its current step); a second SIGINT raises KeyboardInterrupt at once.
+    Only in the main thread of a single-process run (several processes must stop at the same step)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (a checkpoint is written); press Ctrl-C again to stop at once", flush=True)
+
+    def __enter__(self) -> StopOnInterrupt:
+        if self.enabled:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self.previous)

@@ -4,11 +4,44 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "weights" / "demo"
 CLASSIFIER = Path(__file__).resolve().parent.parent / "weights" / "classifier"
+SEEDS = 2**32 - 1  # the largest seed (image k of a request uses seed + k)
+
+
+def bounded(kind: type, low: float, high: float):
+    """An argparse type: an int or a finite float from `low` to `high` (argparse names the flag in its error)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if not low <= value <= high:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
+        return value
+
+    return parse
+
+
+def output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """Create (if needed) a folder to write into, or a ValueError naming the flag."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{flag} {path}: cannot create this folder ({error.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: this folder is not writable")
+    return path
 
 
 def _data_synth(args):
@@ -135,13 +168,16 @@ def _generate(args):
     import time
 
     from t2i.generate import generate_images, read_prompts_file
-    from t2i.pipeline import Text2ImagePipeline
+    from t2i.pipeline import SCHEDULERS, Text2ImagePipeline
 
     if (args.prompt is None) == (args.prompts_file is None):
         raise ValueError("give a PROMPT or --prompts-file FILE (one of the two)")
+    if args.scheduler not in SCHEDULERS:
+        raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {args.scheduler!r}")
     prompts = read_prompts_file(args.prompts_file) if args.prompts_file else [
         {"prompt": args.prompt, "negative_prompt": args.negative}
     ]  # fmt: skip
+    output_folder(args.out)  # checked before the model loads
     pipe = Text2ImagePipeline.from_pretrained(args.model)
     start = time.perf_counter()
     paths = generate_images(pipe, prompts, args.out, args.n, args.seed, args.steps, args.guidance, args.scheduler)
@@ -165,11 +201,12 @@ def _demo(args):
 
 
 def _serve(args):
-    import os
-
     from t2i.serve import ServeLimits, serve
 
-    limits = ServeLimits(args.max_steps, args.max_images, args.max_prompt_chars, args.max_queue, args.timeout)
+    limits = ServeLimits(
+        args.max_steps, args.max_images, args.max_prompt_chars, args.max_queue, args.timeout, args.max_body_bytes,
+        args.read_timeout,
+    )  # fmt: skip
     serve(args.model, args.host, args.port, args.api_key or os.environ.get("T2I_API_KEY"), limits)
 
 
@@ -189,19 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = data.add_parser("synth", help="write synthetic captioned faces in the MM-CelebA-HQ layout")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, default=2000, help="number of images")
-    p.add_argument("--size", type=int, default=64, help="image side in pixels (32, 64, 128, 256, ...)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--n", type=bounded(int, 1, 10**7), default=2000, help="number of images")
+    p.add_argument(
+        "--size", type=bounded(int, 16, 4096), default=64, help="image side in pixels (32, 64, 128, 256, ...)"
+    )
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
+    p.add_argument("--workers", type=bounded(int, 1, 1024), default=None, help="processes (default: all cores)")
     p.set_defaults(func=_data_synth)
     p = data.add_parser("preview", help="grid of images with a caption under each")
     p.add_argument("dir", help="dataset folder or manifest")
     p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--n", type=int, default=32, help="number of images")
+    p.add_argument("--n", type=bounded(int, 1, 1024), default=32, help="number of images")
     p.set_defaults(func=_data_preview)
     p = data.add_parser("check", help="scan a dataset and count unusable images and captions")
     p.add_argument("dir", help="dataset folder or manifest")
-    p.add_argument("--size", type=int, default=64, help="training size; smaller images are reported")
+    p.add_argument("--size", type=bounded(int, 1, 65536), default=64, help="training size; smaller images are reported")
     p.set_defaults(func=_data_check)
 
     train = commands.add_parser("train", help="train a stage").add_subparsers(dest="stage", required=True)
@@ -234,21 +273,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = evaluate.add_parser("train-classifier", help="the attribute classifier that evaluation uses as its referee")
     p.add_argument("--data", required=True, help="dataset folder with an attribute file (trained on its train split)")
     p.add_argument("--out", required=True, help="folder for classifier.safetensors and classifier.json")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the train split")
-    p.add_argument("--width", type=int, default=32, help="channels of the first stage (features: 8x width)")
-    p.add_argument("--size", type=int, default=64, help="image side the classifier works at")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=bounded(int, 1, 10**6), default=5, help="passes over the train split")
+    p.add_argument(
+        "--width", type=bounded(int, 1, 4096), default=32, help="channels of the first stage (features: 8x width)"
+    )
+    p.add_argument("--size", type=bounded(int, 16, 4096), default=64, help="image side the classifier works at")
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
     p.set_defaults(func=_eval_train_classifier)
 
     p = evaluate.add_parser("alignment", help="does the model draw what the prompt says? (attribute classifier)")
     _add_evaluation_inputs(p)
     p.add_argument("--prompts", default=None, help='JSONL: {"prompt": "...", "attributes": {"Eyeglasses": 1}}')
-    p.add_argument("--n-prompts", type=int, default=64, help="size of the default suite (half held out)")
-    p.add_argument("--n-per-prompt", type=int, default=4, help="images per prompt")
-    p.add_argument("--steps", type=int, default=20, help="sampler steps")
+    p.add_argument(
+        "--n-prompts", type=bounded(int, 2, 10**5), default=64, help="size of the default suite (half held out)"
+    )
+    p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="images per prompt")
+    p.add_argument("--steps", type=bounded(int, 1, 1000), default=20, help="sampler steps")
     p.add_argument("--scheduler", default="dpm++", help="dpm++, ddim, ddpm, euler, euler-a or unipc")
-    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
-    p.add_argument("--seed", type=int, default=0, help="seeds the suite and the images (image j: seed + j)")
+    p.add_argument("--guidance", type=bounded(float, 0, 50), default=3.0, help="classifier-free guidance scale")
+    p.add_argument(
+        "--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images (image j: seed + j)"
+    )
     p.add_argument("--inception-weights", default=None, help="local Inception-v3 weights: adds standard FID/KID")
     p.add_argument("--out", default="runs/eval-alignment", help="folder for alignment.json and worst-prompts.png")
     p.set_defaults(func=_eval_alignment)
@@ -256,10 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = evaluate.add_parser("report", help="Markdown report: classifier, alignment, samplers, guidance, autoencoder")
     _add_evaluation_inputs(p)
     p.add_argument("--out", required=True, help="folder for report.md, its PNGs and report.json")
-    p.add_argument("--n-prompts", type=int, default=32, help="prompts in the suite (half held out)")
-    p.add_argument("--n-per-prompt", type=int, default=2, help="images per prompt and setting")
-    p.add_argument("--ddpm-prompts", type=int, default=6, help="prompts for the 1000-step DDPM reference")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-prompts", type=bounded(int, 2, 10**5), default=32, help="prompts in the suite (half held out)")
+    p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=2, help="images per prompt and setting")
+    p.add_argument(
+        "--ddpm-prompts", type=bounded(int, 0, 10**4), default=6, help="prompts for the 1000-step DDPM reference"
+    )
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
     p.set_defaults(func=_eval_report)
 
     cache = commands.add_parser("cache", help="precompute training inputs").add_subparsers(dest="what", required=True)
@@ -275,11 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative", default="", help="negative prompt (what to steer away from)")
     p.add_argument("--prompts-file", default=None, help="many prompts: a line each, or JSONL {prompt, negative_prompt}")
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
-    p.add_argument("--steps", type=int, default=20, help="sampler steps")
-    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--steps", type=bounded(int, 1, 1000), default=20, help="sampler steps")
+    p.add_argument(
+        "--guidance", type=bounded(float, 0, 50), default=3.0, help="classifier-free guidance scale (1 = off)"
+    )
     p.add_argument("--scheduler", default="dpm++", help="dpm++, ddim, ddpm, euler, euler-a or unipc")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k uses seed + k")
-    p.add_argument("--n", type=int, default=1, help="images per prompt (a grid is written when > 1)")
+    p.add_argument(
+        "--seed", type=bounded(int, 0, SEEDS), default=0, help="seed of the first image; image k uses seed + k"
+    )
+    p.add_argument("--n", type=bounded(int, 1, 64), default=1, help="images per prompt (a grid is written when > 1)")
     p.add_argument("--out", default="outputs", help="folder for the PNGs")
     p.set_defaults(func=_generate)
 
@@ -298,13 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="a web page and an HTTP API over one model")
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=bounded(int, 1, 65535), default=7860)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set T2I_API_KEY)")
-    p.add_argument("--max-steps", type=int, default=150, help="most sampler steps a request may ask for")
-    p.add_argument("--max-images", type=int, default=8, help="most images per request")
-    p.add_argument("--max-prompt-chars", type=int, default=1000, help="longest prompt, in characters")
-    p.add_argument("--max-queue", type=int, default=16, help="requests that may wait; more get 429")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request, waiting included")
+    p.add_argument(
+        "--max-steps", type=bounded(int, 1, 1000), default=150, help="most sampler steps a request may ask for"
+    )
+    p.add_argument("--max-images", type=bounded(int, 1, 64), default=8, help="most images per request")
+    p.add_argument(
+        "--max-prompt-chars", type=bounded(int, 1, 10**5), default=1000, help="longest prompt, in characters"
+    )
+    p.add_argument("--max-queue", type=bounded(int, 0, 10**4), default=16, help="requests that may wait; more get 429")
+    p.add_argument(
+        "--timeout", type=bounded(float, 0.1, 86400), default=120.0, help="seconds per request, waiting included"
+    )
+    p.add_argument("--max-body-bytes", type=bounded(int, 1024, 2**30), default=64 * 1024, help="largest request body")
+    p.add_argument(
+        "--read-timeout", type=bounded(float, 0.1, 3600), default=10.0, help="seconds for a request's head and body"
+    )
     p.set_defaults(func=_serve)
 
     p = commands.add_parser("demo", help="every stage end to end at the tiny scale (minutes on a CPU)")
@@ -314,13 +375,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every failure is one line on stderr and a non-zero exit code, never a traceback
+    (T2I_DEBUG=1 shows it): 2 for bad input, 1 for anything unexpected, 130 when stopped with Ctrl-C."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:
+        from t2i.checkpoint import TrainingStopped
+
+        if os.environ.get("T2I_DEBUG"):
+            raise
+        if isinstance(error, TrainingStopped):
+            print(error, file=sys.stderr)
+            return 130
+        if isinstance(error, ValueError | OSError | FloatingPointError):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"error: unexpected {type(error).__name__}: {error} (T2I_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted (what was written is kept: caches and checkpoints resume on a re-run)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

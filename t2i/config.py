@@ -4,6 +4,8 @@ to every model they produce."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +145,36 @@ def diffusers_schedule_name(lr_schedule: str, section: str) -> str:
     return names[lr_schedule]
 
 
+def _typed(value, hint, where: str):
+    """`value` checked against a field's type (YAML gives ints for floats and lists for tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        return None if value is None else _typed(value, next(a for a in args if a is not type(None)), where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        if args[-1] is Ellipsis:
+            return tuple(_typed(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_typed(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+    checks = {
+        bool: (lambda v: isinstance(v, bool), "true or false"),
+        int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v), "a number"),
+        str: (lambda v: isinstance(v, str), "a string"),
+    }
+    ok, expected = checks[hint]
+    if not ok(value):
+        raise ValueError(f"{where}: expected {expected}, got {value!r}")
+    return float(value) if hint is float else value
+
+
 def _build(cls, values: dict, where: str):
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a mapping, got {values!r}")
@@ -155,19 +187,139 @@ def _build(cls, values: dict, where: str):
     for name, value in values.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            value = _build(hint, value, f"{where}.{name}")
-        elif typing.get_origin(hint) is tuple:
-            value = tuple(value)
-        kwargs[name] = value
+            kwargs[name] = _build(hint, value, f"{where}.{name}")
+        else:
+            kwargs[name] = _typed(value, hint, f"{where}.{name}")
     return cls(**kwargs)
 
 
+def validate(config: Config) -> None:
+    """Range and consistency checks over every field; a ValueError naming the first field that fails."""
+    d, a, at, tx, u, df, dt = (config.data, config.autoencoder, config.autoencoder_training, config.text,
+                               config.unet, config.diffusion, config.diffusion_training)  # fmt: skip
+    f = a.downsample_factor
+    unet_factor = 2 ** (len(u.channels) - 1)
+    precisions = ("no", "bf16", "fp16")
+    rules = [
+        ("data.image_size", d.image_size >= 8, "must be >= 8"),
+        (
+            "data.split_fractions",
+            all(x >= 0 for x in d.split_fractions)
+            and abs(sum(d.split_fractions) - 1) < 1e-6
+            and d.split_fractions[0] > 0,
+            "must be 3 fractions >= 0 that sum to 1, the first (train) > 0",
+        ),
+        ("data.num_workers", d.num_workers >= 0, "must be >= 0"),
+        ("autoencoder.kind", a.kind in ("kl", "vq"), "must be 'kl' or 'vq'"),
+        (
+            "autoencoder.channels",
+            2 <= len(a.channels) <= 5 and min(a.channels) > 0,
+            "must list 2 to 5 positive widths (downsampling f = 2, 4, 8 or 16)",
+        ),
+        (
+            "autoencoder.norm_num_groups",
+            a.norm_num_groups > 0 and all(c % a.norm_num_groups == 0 for c in a.channels),
+            "must divide every entry of autoencoder.channels",
+        ),
+        ("autoencoder.layers_per_block", a.layers_per_block >= 1, "must be >= 1"),
+        ("autoencoder.latent_channels", a.latent_channels >= 1, "must be >= 1"),
+        ("autoencoder.num_vq_embeddings", a.num_vq_embeddings >= 2, "must be >= 2"),
+        (
+            "data.image_size",
+            d.image_size % (f * unet_factor) == 0,
+            f"must be a multiple of {f * unet_factor} (autoencoder f={f} times the UNet's {unet_factor}x downsampling)",
+        ),
+        ("text.kind", tx.kind in ("pretrained", "scratch"), "must be 'pretrained' or 'scratch'"),
+        ("text.max_tokens", 2 <= tx.max_tokens <= 512, "must be between 2 and 512"),
+        (
+            "text.scratch_heads",
+            tx.scratch_heads >= 1 and tx.scratch_width % tx.scratch_heads == 0,
+            "must be >= 1 and divide text.scratch_width",
+        ),
+        ("text.scratch_layers", tx.scratch_layers >= 1, "must be >= 1"),
+        ("unet.channels", len(u.channels) >= 1 and min(u.channels) > 0, "must list positive widths"),
+        ("unet.attention", len(u.attention) == len(u.channels), "must have one entry per unet.channels entry"),
+        ("unet.layers_per_block", u.layers_per_block >= 1, "must be >= 1"),
+        ("unet.attention_head_dim", u.attention_head_dim >= 1, "must be >= 1"),
+        (
+            "unet.norm_num_groups",
+            u.norm_num_groups > 0 and all(c % u.norm_num_groups == 0 for c in u.channels),
+            "must divide every entry of unet.channels",
+        ),
+        ("diffusion.num_train_timesteps", df.num_train_timesteps >= 2, "must be >= 2"),
+        ("diffusion.beta_end", 0 < df.beta_start < df.beta_end < 1, "must satisfy 0 < beta_start < beta_end < 1"),
+        (
+            "diffusion.prediction_type",
+            df.prediction_type in ("epsilon", "v_prediction"),
+            "must be 'epsilon' or 'v_prediction'",
+        ),
+        ("diffusion_training.batch_size", dt.batch_size >= 1, "must be >= 1"),
+        ("diffusion_training.grad_accum", dt.grad_accum >= 1, "must be >= 1"),
+        ("diffusion_training.weight_decay", dt.weight_decay >= 0, "must be >= 0"),
+        ("diffusion_training.grad_clip", dt.grad_clip > 0, "must be > 0"),
+        ("diffusion_training.min_snr_gamma", dt.min_snr_gamma is None or dt.min_snr_gamma > 0, "must be > 0 or null"),
+        (
+            "diffusion_training.captions_per_image",
+            dt.captions_per_image is None or dt.captions_per_image >= 1,
+            "must be >= 1 or null",
+        ),
+        ("diffusion_training.cfg_dropout", 0 <= dt.cfg_dropout < 1, "must be in [0, 1)"),
+        ("diffusion_training.ema_decay", 0 <= dt.ema_decay <= 1, "must be in [0, 1]"),
+        ("diffusion_training.sample_prompts", len(dt.sample_prompts) >= 1, "must list at least one prompt"),
+        (
+            "diffusion_training.sample_steps",
+            1 <= dt.sample_steps <= df.num_train_timesteps,
+            "must be between 1 and diffusion.num_train_timesteps",
+        ),
+        ("diffusion_training.sample_guidance", dt.sample_guidance >= 0, "must be >= 0"),
+        ("autoencoder_training.batch_size", at.batch_size >= 1, "must be >= 1"),
+        ("autoencoder_training.disc_start", at.disc_start >= 0, "must be >= 0"),
+        ("autoencoder_training.disc_channels", at.disc_channels >= 1, "must be >= 1"),
+        ("autoencoder_training.disc_layers", at.disc_layers >= 1, "must be >= 1"),
+        ("autoencoder_training.scale_samples", at.scale_samples >= 1, "must be >= 1"),
+    ]
+    for section, tc in (("autoencoder_training", at), ("diffusion_training", dt)):
+        rules += [
+            (f"{section}.steps", tc.steps >= 1, "must be >= 1"),
+            (f"{section}.lr", tc.lr > 0, "must be > 0"),
+            (f"{section}.warmup_steps", tc.warmup_steps >= 0, "must be >= 0"),
+            (f"{section}.lr_schedule", tc.lr_schedule in ("cosine", "constant"), "must be 'cosine' or 'constant'"),
+            (f"{section}.mixed_precision", tc.mixed_precision in precisions, f"must be one of {precisions}"),
+            (f"{section}.log_every", tc.log_every >= 1, "must be >= 1"),
+            (f"{section}.sample_every", tc.sample_every >= 1, "must be >= 1"),
+            (f"{section}.checkpoint_every", tc.checkpoint_every >= 1, "must be >= 1"),
+            (f"{section}.keep_checkpoints", tc.keep_checkpoints >= 1, "must be >= 1"),
+        ]
+    weights = ("l1_weight", "l2_weight", "kl_weight", "vq_commitment", "lpips_weight", "disc_weight")
+    rules += [(f"autoencoder_training.{w}", getattr(at, w) >= 0, "must be >= 0") for w in weights]
+    for name, ok, requirement in rules:
+        if not ok:
+            section, field_name = name.split(".")
+            value = getattr(getattr(config, section), field_name)
+            raise ValueError(f"{name} {requirement}, got {value!r}")
+
+
 def load_config(path: str | Path) -> Config:
-    """Read a YAML config; missing sections and fields take their defaults, unknown ones are an error."""
+    """Read a YAML config; missing sections and fields take their defaults, unknown ones are an error.
+
+    Every field's type and range is checked here, so a bad value fails before anything runs."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    return _build(Config, yaml.safe_load(path.read_text()) or {}, str(path))
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: not a valid YAML file{where} ({getattr(error, 'problem', None) or error})") from None
+    if values is None:
+        raise ValueError(f"{path}: the config file is empty (start from configs/tiny.yaml or configs/demo.yaml)")
+    config = _build(Config, values, str(path))
+    try:
+        validate(config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return config
 
 
 def to_dict(config) -> dict:

@@ -58,8 +58,14 @@ def read_png_parameters(path: str | Path) -> GenerationParameters:
 
 def read_prompts_file(path: str | Path) -> list[dict]:
     """One prompt per line, or JSONL lines {"prompt": ..., "negative_prompt": ...}; blank lines skipped."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"prompts file {path}: not a file")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"prompts file {path}: not UTF-8 text (byte {error.start})") from None
     prompts = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):

@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 from t2i.autoencoder.model import load_autoencoder
 from t2i.config import TextConfig
 from t2i.grid import to_pil
+from t2i.model_folder import check_model_folder
 from t2i.text import load_text_encoder
 
 SCHEDULERS = {
@@ -38,6 +39,17 @@ SCHEDULERS = {
     "euler-a": EulerAncestralDiscreteScheduler,
     "unipc": UniPCMultistepScheduler,
 }
+MAX_GUIDANCE = 50.0  # classifier-free guidance scales above this only saturate the image
+
+
+MODEL_FILES = [
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "scheduler/scheduler_config.json",
+    "text_encoder/t2i_text.json",
+]  # what `t2i train diffusion` writes (plus text_encoder/model.safetensors for a jointly trained encoder)
 
 
 def make_scheduler(name: str, train_scheduler_config) -> object:
@@ -64,15 +76,13 @@ class Text2ImagePipeline:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Text2ImagePipeline:
         """Load a model folder written by `t2i train diffusion`: unet/, vae/, scheduler/, text_encoder/."""
-        model_dir = Path(model_dir)
-        missing = [sub for sub in ("unet", "vae", "scheduler", "text_encoder") if not (model_dir / sub).is_dir()]
-        if missing:
-            raise FileNotFoundError(f"--model {model_dir}: not a t2i model folder (missing {'/, '.join(missing)}/)")
+        model_dir = check_model_folder(model_dir, MODEL_FILES, "t2i model folder")
         unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", use_safetensors=True, torch_dtype=torch.float32)
         vae = load_autoencoder(model_dir / "vae")
         text_config = TextConfig(**json.loads((model_dir / "text_encoder" / "t2i_text.json").read_text()))
         text_encoder = load_text_encoder(text_config)
         if text_config.kind == "scratch":  # trained jointly with the UNet: its weights live in the model folder
+            check_model_folder(model_dir, ["text_encoder/model.safetensors"], "t2i model folder")
             text_encoder.load_state_dict(load_file(model_dir / "text_encoder" / "model.safetensors"))
         scheduler_config = DDPMScheduler.load_config(model_dir / "scheduler")
         pipe = cls(unet, vae, text_encoder.eval(), scheduler_config, model_dir.resolve().name, model_hash(model_dir))
@@ -112,10 +122,13 @@ class Text2ImagePipeline:
         negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * len(prompts)
         if len(negatives) != len(prompts) or not all(isinstance(p, str) for p in negatives):
             raise ValueError("negative_prompt must be a string or a list of strings, one per prompt")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-        if not isinstance(guidance_scale, int | float) or guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+        max_steps = self.scheduler_config["num_train_timesteps"]
+        if not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= max_steps:
+            raise ValueError(
+                f"num_inference_steps must be an integer from 1 to {max_steps}, got {num_inference_steps!r}"
+            )
+        if not isinstance(guidance_scale, int | float) or not 0 <= guidance_scale <= MAX_GUIDANCE:
+            raise ValueError(f"guidance_scale must be a number from 0 to {MAX_GUIDANCE}, got {guidance_scale}")
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise ValueError(f"num_images_per_prompt must be an integer >= 1, got {num_images_per_prompt!r}")
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:

@@ -5,30 +5,37 @@
     GET  /v1/model      what is loaded: name, hash, size, schedulers, defaults, limits
     GET  /v1/progress   the running generation's step and how many requests wait
     GET  /healthz       liveness, answered even while generating
-    GET  /openapi.json  the schema (FastAPI); /docs renders it
+    GET  /openapi.json  the schema (FastAPI); /docs renders it with Swagger UI served from the package (no CDN)
 
 Generation runs on one worker thread, off the event loop: requests queue in front of it, at most
 `max_queue` wait (more get 429 with Retry-After), and each has a time limit checked at every
-denoising step. Requests name no files: the model is fixed when the server starts.
+denoising step; a request whose client has gone away is dropped at the next step. Before any body is
+read, the API key is checked (in constant time, on the header's bytes) and the body's size is bounded;
+the request head and body each must arrive within `read_timeout_s`. Errors never echo the input back.
+Requests name no files: the model is fixed when the server starts.
 """
 
 import asyncio
 import base64
+import hmac
 import io
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPBearer
+from fastapi_offline import FastAPIOffline
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from t2i.generate import generate_with_parameters, save_png
-from t2i.pipeline import SCHEDULERS, Text2ImagePipeline
+from t2i.pipeline import MAX_GUIDANCE, SCHEDULERS, Text2ImagePipeline
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
@@ -40,9 +47,15 @@ class ServeLimits:
     max_prompt_chars: int = 1000  # characters of the prompt and of the negative prompt
     max_queue: int = 16  # requests waiting behind the running one; more get 429
     timeout_s: float = 120.0  # per request, waiting included; checked at every denoising step
+    max_body_bytes: int = 64 * 1024  # request body; larger ones get 413 before they are read
+    read_timeout_s: float = 10.0  # for the request head, and again for the body, to arrive; then 408 / closed
 
 
 class GenerationTimeout(Exception):
+    pass
+
+
+class ClientGone(Exception):
     pass
 
 
@@ -57,19 +70,104 @@ class GenerateResponse(BaseModel):
     seconds: float
 
 
+def _unicode(text: str) -> str:
+    text.encode("utf-8")  # a lone surrogate ("\ud800") is valid JSON but no text: UnicodeEncodeError -> 422
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+
+
 def request_model(limits: ServeLimits) -> type[BaseModel]:
     """The request body with this server's limits in its schema (so they show in /openapi.json)."""
     return create_model(
         "GenerateRequest",
         __config__=ConfigDict(extra="forbid"),
-        prompt=(str, Field(max_length=limits.max_prompt_chars, description="the description; '' = unconditional")),
-        negative_prompt=(str, Field("", max_length=limits.max_prompt_chars, description="what to steer away from")),
+        prompt=(Text, Field(max_length=limits.max_prompt_chars, description="the description; '' = unconditional")),
+        negative_prompt=(Text, Field("", max_length=limits.max_prompt_chars, description="what to steer away from")),
         steps=(int, Field(20, ge=1, le=limits.max_steps, description="sampler steps")),
-        guidance=(float, Field(3.0, ge=0, le=50, allow_inf_nan=False, description="classifier-free guidance")),
+        guidance=(
+            float,
+            Field(3.0, ge=0, le=MAX_GUIDANCE, allow_inf_nan=False, description="classifier-free guidance"),
+        ),
         scheduler=(Literal[tuple(SCHEDULERS)], Field("dpm++", description="the sampler")),
         seed=(int | None, Field(None, ge=0, le=2**32 - 1, description="seed of the first image; none = random")),
         n=(int, Field(1, ge=1, le=limits.max_images, description="number of images")),
     )
+
+
+def _error(status: int, detail, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status, headers)
+
+
+class RequestGuard:
+    """ASGI middleware in front of the app: the API key (on /v1/), then the body's size and read time.
+
+    The key is compared in constant time on bytes, so a non-ASCII key works and a non-ASCII header is just
+    wrong. A body over the limit is refused from its Content-Length, or as soon as more bytes arrive; a body
+    that stops arriving gets 408. All of this happens before the app parses anything."""
+
+    def __init__(self, app, api_key: str | None, limits: ServeLimits):
+        self.app, self.limits = app, limits
+        self.key = api_key.encode("utf-8") if api_key else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.key and scope["path"].startswith("/v1/"):
+            scheme, _, credentials = headers.get(b"authorization", b"").partition(b" ")
+            if not (hmac.compare_digest(credentials.strip(), self.key) and scheme.lower() == b"bearer"):
+                message = "missing or wrong API key (Authorization: Bearer KEY)"
+                return await _error(401, message, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        limit, length = self.limits.max_body_bytes, headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > limit:
+            close = {"Connection": "close"}
+            return await _error(413, f"request body over {limit} bytes", close)(scope, receive, send)
+        deadline, received, complete = time.monotonic() + self.limits.read_timeout_s, 0, False
+
+        async def bounded_receive():
+            nonlocal received, complete
+            if complete:  # after the body: only the disconnect message is left to wait for, unbounded
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise HTTPException(408, "request body not received in time", {"Connection": "close"}) from None
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, f"request body over {limit} bytes", {"Connection": "close"})
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return await self.app(scope, bounded_receive, send)
+
+
+def head_timeout_protocol(seconds: float):
+    """uvicorn's h11 protocol, closing a connection whose request line and headers take longer than
+    `seconds` (uvicorn itself bounds only idle keep-alive time)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.head_timer = self.loop.call_later(seconds, self.head_timeout)
+
+        def head_timeout(self) -> None:
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():  # no complete head yet
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.head_timer.cancel()
+            self.head_timer = self.loop.call_later(seconds, self.head_timeout)
+
+        def connection_lost(self, exc) -> None:
+            self.head_timer.cancel()
+            super().connection_lost(exc)
+
+    return HeadTimeoutProtocol
 
 
 class Worker:
@@ -81,19 +179,22 @@ class Worker:
         self.in_system = 0  # running + waiting; changed only on the event loop
         self.progress = {"step": 0, "total": 0}
 
-    def run(self, body: dict, deadline: float) -> list[ImageOut]:
+    def run(self, body: dict, deadline: float, gone: threading.Event) -> list[ImageOut]:
         def check(step: int, total: int) -> None:
             self.progress = {"step": step, "total": total}
             if time.monotonic() > deadline:
                 raise GenerationTimeout
+            if gone.is_set():
+                raise ClientGone
 
-        if time.monotonic() > deadline:  # waited too long in the queue
-            raise GenerationTimeout
-        made = generate_with_parameters(
-            self.pipe, body["prompt"], body["negative_prompt"], body["n"], body["seed"], body["steps"],
-            body["guidance"], body["scheduler"], callback=check,
-        )  # fmt: skip
-        self.progress = {"step": 0, "total": 0}
+        check(0, 0)  # waited too long in the queue, or the client left while waiting
+        try:
+            made = generate_with_parameters(
+                self.pipe, body["prompt"], body["negative_prompt"], body["n"], body["seed"], body["steps"],
+                body["guidance"], body["scheduler"], callback=check,
+            )  # fmt: skip
+        finally:
+            self.progress = {"step": 0, "total": 0}
         out = []
         for image, parameters in made:
             buffer = io.BytesIO()
@@ -102,16 +203,31 @@ class Worker:
         return out
 
 
-def create_app(pipe: Text2ImagePipeline, limits: ServeLimits | None = None, api_key: str | None = None) -> FastAPI:
+async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(0.1)
+    gone.set()
+
+
+def create_app(pipe: Text2ImagePipeline, limits: ServeLimits | None = None, api_key: str | None = None):
     limits = limits or ServeLimits()
     worker = Worker(pipe)
     GenerateRequest = request_model(limits)
-    app = FastAPI(title="t2i", version="1", description="Text-to-image generation with a t2i latent diffusion model")
-    bearer = HTTPBearer(auto_error=False)
+    app = FastAPIOffline(
+        title="t2i", version="1", description="Text-to-image generation with a t2i latent diffusion model"
+    )
+    # the key itself is checked by RequestGuard before any body is read; this only declares it in the schema
+    keyed = [Depends(HTTPBearer(auto_error=False))] if api_key else []
+    unauthorized = {401: {"description": "missing or wrong API key"}} if api_key else {}
 
-    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if api_key and (credentials is None or not secrets.compare_digest(credentials.credentials, api_key)):
-            raise HTTPException(401, "missing or wrong API key (Authorization: Bearer KEY)")
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        """422 naming each bad field, without echoing the input (which may be huge, NaN or not text)."""
+        detail = [
+            {"loc": [str(part)[:100] for part in e["loc"]], "msg": str(e["msg"])[:200], "type": e["type"]}
+            for e in error.errors()[:20]
+        ]
+        return _error(422, detail)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -121,7 +237,7 @@ def create_app(pipe: Text2ImagePipeline, limits: ServeLimits | None = None, api_
     def healthz() -> dict:
         return {"status": "ok", "busy": worker.in_system > 0}
 
-    @app.get("/v1/model", dependencies=[Depends(authorize)])
+    @app.get("/v1/model", dependencies=keyed, responses=unauthorized)
     def model() -> dict:
         parameters = sum(p.numel() for m in (pipe.unet, pipe.vae) for p in m.parameters())
         size = pipe.unet.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
@@ -136,39 +252,57 @@ def create_app(pipe: Text2ImagePipeline, limits: ServeLimits | None = None, api_
             "api_key_required": bool(api_key),
         }
 
-    @app.get("/v1/progress", dependencies=[Depends(authorize)])
+    @app.get("/v1/progress", dependencies=keyed, responses=unauthorized)
     def progress() -> dict:
         return {**worker.progress, "running": worker.in_system > 0, "waiting": max(0, worker.in_system - 1)}
 
-    @app.post("/v1/generate", response_model=GenerateResponse, dependencies=[Depends(authorize)])
-    async def generate(body: GenerateRequest) -> GenerateResponse:  # type: ignore[valid-type]
+    @app.post(
+        "/v1/generate",
+        response_model=GenerateResponse,
+        dependencies=keyed,
+        responses=unauthorized
+        | {
+            408: {"description": "the request body did not arrive in time"},
+            413: {"description": f"request body over {limits.max_body_bytes} bytes"},
+            429: {"description": "too many requests waiting; retry after the Retry-After header's seconds"},
+            503: {"description": f"generation took longer than the server's limit ({limits.timeout_s} s)"},
+        },
+    )
+    async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:  # type: ignore[valid-type]
         if worker.in_system > limits.max_queue:  # one running + max_queue waiting
             raise HTTPException(429, "too many requests waiting; retry later", headers={"Retry-After": "5"})
-        request = body.model_dump()
-        if request["seed"] is None:
-            request["seed"] = secrets.randbelow(2**31)
+        parameters = body.model_dump()
+        if parameters["seed"] is None:
+            parameters["seed"] = secrets.randbelow(2**31)
         worker.in_system += 1
-        start = time.monotonic()
+        start, gone = time.monotonic(), threading.Event()
+        watcher = asyncio.create_task(_watch_disconnect(request, gone))
         try:
             loop = asyncio.get_running_loop()
-            images = await loop.run_in_executor(worker.executor, worker.run, request, start + limits.timeout_s)
+            deadline = start + limits.timeout_s
+            images = await loop.run_in_executor(worker.executor, worker.run, parameters, deadline, gone)
         except GenerationTimeout:
             message = f"generation took longer than the server's limit of {limits.timeout_s} s"
             raise HTTPException(503, message, headers={"Retry-After": "5"}) from None
+        except ClientGone:
+            raise HTTPException(499, "client closed the request") from None  # nobody reads this answer
         finally:
+            watcher.cancel()
             worker.in_system -= 1
-        return GenerateResponse(images=images, parameters=request, seconds=round(time.monotonic() - start, 3))
+        return GenerateResponse(images=images, parameters=parameters, seconds=round(time.monotonic() - start, 3))
 
-    return app
+    return RequestGuard(app, api_key, limits)
 
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 7860, api_key: str | None = None,
           limits: ServeLimits | None = None) -> None:  # fmt: skip
     import uvicorn
 
+    limits = limits or ServeLimits()
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach this machine can use the server"
               + ("" if api_key else " (no --api-key set)"))  # fmt: skip
     app = create_app(Text2ImagePipeline.from_pretrained(model_dir), limits, api_key)
     print(f"t2i serving {model_dir} at http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    protocol = head_timeout_protocol(limits.read_timeout_s)
+    uvicorn.run(app, host=host, port=port, log_level="info", http=protocol, timeout_keep_alive=5)

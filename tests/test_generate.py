@@ -71,10 +71,11 @@ def test_bad_inputs_are_clear_errors(tiny_model, tmp_path, capsys):
         read_prompts_file(bad)
     assert main(["generate", "--model", str(tiny_model)]) == 2
     assert main(["generate", "a hat", "--model", str(tmp_path / "nowhere")]) == 2
-    assert main(["generate", "a hat", "--model", str(tiny_model), "--steps", "0", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit, match="2"):
+        main(["generate", "a hat", "--model", str(tiny_model), "--steps", "0", "--out", str(tmp_path)])
     errors = capsys.readouterr().err
-    assert "PROMPT or --prompts-file" in errors and "not a t2i model folder" in errors
-    assert "num_inference_steps" in errors
+    assert "PROMPT or --prompts-file" in errors and "t2i model folder not found" in errors
+    assert "argument --steps: must be from 1 to 1000, got 0" in errors
     with pytest.raises(ValueError, match="no t2i generation parameters"):
         Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
         read_png_parameters(tmp_path / "plain.png")

@@ -13,7 +13,7 @@ def test_from_pretrained_loads_every_part(pipe, tiny_model, tmp_path):
     assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.hidden_size == 384
     assert pipe.vae.config.scaling_factor != 1.0 and pipe.scheduler_config["beta_schedule"] == "scaled_linear"
     assert pipe.name == tiny_model.name and len(pipe.hash) == 10
-    with pytest.raises(FileNotFoundError, match="missing unet/, vae/, scheduler/, text_encoder/"):
+    with pytest.raises(FileNotFoundError, match="missing unet/config.json, unet/diffusion_pytorch_model.safetensors"):
         Text2ImagePipeline.from_pretrained(tmp_path)
 
 

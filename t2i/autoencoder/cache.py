@@ -1,29 +1,38 @@
 """The latent cache: every image encoded once, so diffusion training never runs the encoder.
 
-    OUT/cache.json           autoencoder sha256, image size, kind, flip, shard size, record count
-    OUT/records.jsonl        id, split, captions, attributes of each record, in shard order
+    OUT/cache.json           what makes a latent (autoencoder sha256, kind, image size, flip, shard size,
+                             scaling factor), then, once complete, the shard and record counts
+    OUT/records.jsonl        id, split, captions, attributes of each cached image, in shard order
     OUT/shard-00000.safetensors ...
         KL: mean, logvar (and mean_flip, logvar_flip); VQ: latents (and latents_flip); unscaled
+        metadata: "ids" (its rows) and "sources" ([id, sha1 of the image file] of every image it covers)
 
 KL shards keep the posterior N(mean, exp(logvar)) so that training draws a fresh z each epoch.
-Shards are written under a temporary name and renamed, so re-running resumes where it stopped.
+A shard is reused only when it covers the same image files, byte for byte; a changed dataset re-encodes
+the shards it touches, and records.jsonl is written last, from the shards' own ids. Shards are written
+under a temporary name and renamed, so re-running resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 import torch
 from diffusers import VQModel
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from t2i.autoencoder.model import load_autoencoder
-from t2i.data.check import attribute_vector
-from t2i.data.datasets import ImageCaptionDataset, load_pixels, split_of
+from t2i.data.check import Record, attribute_vector
+from t2i.data.datasets import UNREADABLE, ImageCaptionDataset, load_pixels, split_of
+
+log = logging.getLogger(__name__)
+IDENTITY = ("autoencoder_sha256", "kind", "image_size", "flip", "shard_size")  # a mismatch refuses the folder
 
 
 def autoencoder_hash(model_dir: str | Path) -> str:
@@ -37,9 +46,17 @@ def autoencoder_hash(model_dir: str | Path) -> str:
     return h.hexdigest()
 
 
+def file_sha1(path: Path) -> str:
+    """The content identity of one image file ("unreadable" when it cannot be read)."""
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
 def _check_manifest(out: Path, expected: dict) -> None:
     manifest = json.loads((out / "cache.json").read_text())
-    for key in ("autoencoder_sha256", "image_size", "flip", "shard_size", "num_records"):
+    for key in IDENTITY:
         if manifest.get(key) != expected[key]:
             raise ValueError(
                 f"latent cache {out} was made with {key}={manifest.get(key)!r}, not {expected[key]!r}: "
@@ -47,7 +64,55 @@ def _check_manifest(out: Path, expected: dict) -> None:
             )
 
 
+def _shard_metadata(path: Path) -> dict:
+    with safe_open(path, "pt") as f:
+        return f.metadata() or {}
+
+
+def _stale_reason(path: Path, sources: list[list[str]]) -> str | None:
+    """Why an existing shard cannot be reused for these images (None: it can)."""
+    try:
+        stored = json.loads(_shard_metadata(path).get("sources", "null"))
+    except Exception as error:  # safetensors raises its own error types for a damaged file
+        return f"unreadable ({error})"
+    if stored is None:
+        return "written without image hashes (an older t2i)"
+    if stored == sources:
+        return None
+    for (old_id, old_hash), (new_id, new_hash) in zip(stored, sources, strict=False):
+        if old_id != new_id:
+            return f"made for other images (image {old_id!r} where the dataset now has {new_id!r})"
+        if old_hash != new_hash:
+            return f"image {new_id!r} changed since it was encoded"
+    return f"made for {len(stored)} images, the dataset now has {len(sources)} in its range"
+
+
 @torch.no_grad()
+def _encode_shard(model, kind: str, records: list[Record], size: int, flip: bool, batch_size: int):
+    """The latents of the readable records (and their flips), and the ids that were readable."""
+    pixels, ids = [], []
+    for record in records:
+        try:
+            pixels.append(load_pixels(record.image, size))
+            ids.append(record.id)
+        except UNREADABLE as error:
+            log.warning("skipped %s: unreadable since the scan (%s)", record.image, error)
+    tensors: dict[str, list[torch.Tensor]] = {}
+    for flipped in (False, True) if flip else (False,):
+        suffix = "_flip" if flipped else ""
+        for b in range(0, len(pixels), batch_size):
+            x = torch.stack(pixels[b : b + batch_size])
+            if flipped:
+                x = x.flip(-1)  # the mirrored image (load_pixels(flip=True) crops first, then mirrors)
+            if kind == "kl":
+                posterior = model.encode(x).latent_dist
+                tensors.setdefault("mean" + suffix, []).append(posterior.mean)
+                tensors.setdefault("logvar" + suffix, []).append(posterior.logvar)
+            else:
+                tensors.setdefault("latents" + suffix, []).append(model.encode(x).latents)
+    return {k: torch.cat(v).contiguous() for k, v in tensors.items()}, ids
+
+
 def cache_latents(
     autoencoder_dir: str | Path,
     data_dir: str | Path,
@@ -69,54 +134,53 @@ def cache_latents(
         "image_size": size,
         "flip": flip,
         "shard_size": shard_size,
-        "num_records": len(data),
         "scaling_factor": model.config.scaling_factor,
     }
     if (out / "cache.json").exists():
         _check_manifest(out, manifest)
-    else:
-        (out / "cache.json").write_text(json.dumps(manifest, indent=2))
+    (out / "cache.json").write_text(json.dumps(manifest, indent=2))  # incomplete until num_shards is added
+
+    sources = [[r.id, file_sha1(r.image)] for r in data.records]
+    starts = range(0, len(data), shard_size)
+    ids: list[str] = []
+    for number, start in enumerate(tqdm(starts, desc="cache latents", unit="shard")):
+        path = out / f"shard-{number:05d}.safetensors"
+        covered = sources[start : start + shard_size]
+        if path.exists():
+            reason = _stale_reason(path, covered)
+            if reason is None:  # completed by an earlier run, for these very files
+                ids += json.loads(_shard_metadata(path)["ids"])
+                continue
+            log.warning("latent cache %s: re-encoding shard %d: %s", out, number, reason)
+        tensors, shard_ids = _encode_shard(
+            model, manifest["kind"], data.records[start : start + shard_size], size, flip, batch_size
+        )
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, tmp, metadata={"ids": json.dumps(shard_ids), "sources": json.dumps(covered)})
+        os.replace(tmp, path)
+        ids += shard_ids
+    for stale in sorted(out.glob("shard-*.safetensors"))[len(starts) :]:
+        stale.unlink()  # shards of a larger dataset that used this folder before
+
+    by_id = {r.id: r for r in data.records}
     rows = [
         {
-            "id": r.id,
-            "split": split_of(r.id, split_fractions),
-            "captions": r.captions,
-            "attributes": attribute_vector(r.attributes),
+            "id": i,
+            "split": split_of(i, split_fractions),
+            "captions": by_id[i].captions,
+            "attributes": attribute_vector(by_id[i].attributes),
         }
-        for r in data.records
+        for i in ids
     ]
     (out / "records.tmp").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     os.replace(out / "records.tmp", out / "records.jsonl")  # atomic: other processes may be reading it
-
-    shards = range(0, len(data), shard_size)
-    for number, start in enumerate(tqdm(shards, desc="cache latents", unit="shard")):
-        path = out / f"shard-{number:05d}.safetensors"
-        if path.exists():
-            continue  # completed by an earlier run
-        records = data.records[start : start + shard_size]
-        tensors: dict[str, list[torch.Tensor]] = {}
-        for flipped in (False, True) if flip else (False,):
-            suffix = "_flip" if flipped else ""
-            for b in range(0, len(records), batch_size):
-                x = torch.stack([load_pixels(r.image, size, flipped) for r in records[b : b + batch_size]])
-                if manifest["kind"] == "kl":
-                    posterior = model.encode(x).latent_dist
-                    tensors.setdefault("mean" + suffix, []).append(posterior.mean)
-                    tensors.setdefault("logvar" + suffix, []).append(posterior.logvar)
-                else:
-                    tensors.setdefault("latents" + suffix, []).append(model.encode(x).latents)
-        tmp = path.with_suffix(".tmp")
-        save_file(
-            {k: torch.cat(v).contiguous() for k, v in tensors.items()},
-            tmp,
-            metadata={"ids": json.dumps([r.id for r in records])},
-        )
-        os.replace(tmp, path)
+    (out / "cache.tmp").write_text(json.dumps(manifest | {"num_shards": len(starts), "num_records": len(rows)}))
+    os.replace(out / "cache.tmp", out / "cache.json")
     return out
 
 
 class LatentCache:
-    """Read a latent cache; refuses one made with another autoencoder or image size."""
+    """Read a latent cache; refuses one made with another autoencoder or image size, or an inconsistent one."""
 
     def __init__(self, path: str | Path, autoencoder_dir: str | Path | None = None, image_size: int | None = None):
         self.path = Path(path)
@@ -129,14 +193,26 @@ class LatentCache:
             raise ValueError(
                 f"latent cache {self.path} holds {self.manifest['image_size']}px images, the config asks {image_size}px"
             )
+        shards = sorted(self.path.glob("shard-*.safetensors"))
+        expected = self.manifest.get("num_shards")
+        if expected is None or len(shards) != expected or not (self.path / "records.jsonl").is_file():
+            found = f"{len(shards)}/{expected} shards" if expected else "not finished, or made by an older t2i"
+            raise ValueError(f"latent cache {self.path} is incomplete ({found}): re-run `t2i cache latents`")
         lines = (self.path / "records.jsonl").read_text(encoding="utf-8").splitlines()
         self.records = [json.loads(line) for line in lines]
-        shards = sorted(self.path.glob("shard-*.safetensors"))
-        expected = -(-len(self.records) // self.manifest["shard_size"])
-        if len(shards) != expected:
-            raise ValueError(f"latent cache {self.path} is incomplete ({len(shards)}/{expected} shards): re-run it")
-        parts = [load_file(s) for s in shards]
-        self.tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        ids = [i for s in shards for i in json.loads(_shard_metadata(s)["ids"])]
+        record_ids = [r["id"] for r in self.records]
+        if ids != record_ids:
+            row = next(
+                (k for k, (a, b) in enumerate(zip(ids, record_ids, strict=False)) if a != b),
+                min(len(ids), len(record_ids)),
+            )
+            raise ValueError(
+                f"latent cache {self.path} is inconsistent: its shards and records.jsonl disagree at row {row} "
+                f"({len(ids)} latents, {len(record_ids)} records): re-run `t2i cache latents`"
+            )
+        parts = [part for part in (load_file(s) for s in shards) if part]  # a shard of unreadable images is empty
+        self.tensors = {k: torch.cat([p[k] for p in parts]) for k in (parts[0] if parts else ())}
 
     def __len__(self) -> int:
         return len(self.records)

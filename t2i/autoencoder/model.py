@@ -9,6 +9,7 @@ import torch
 from diffusers import AutoencoderKL, VQModel
 
 from t2i.config import AutoencoderConfig
+from t2i.model_folder import check_model_folder
 
 
 def build_autoencoder(config: AutoencoderConfig, image_size: int) -> AutoencoderKL | VQModel:
@@ -40,10 +41,8 @@ def build_autoencoder(config: AutoencoderConfig, image_size: int) -> Autoencoder
 
 def load_autoencoder(path: str | Path) -> AutoencoderKL | VQModel:
     """Load a trained autoencoder folder (diffusers save_pretrained layout) of either kind."""
-    path = Path(path)
+    path = check_model_folder(path, ["config.json", "diffusion_pytorch_model.safetensors"], "autoencoder folder")
     config_file = path / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"not an autoencoder folder (no config.json): {path}")
     cls = VQModel if json.loads(config_file.read_text())["_class_name"] == "VQModel" else AutoencoderKL
     return cls.from_pretrained(path, use_safetensors=True, torch_dtype=torch.float32).eval()
 

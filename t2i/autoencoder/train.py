@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, hinge_d_loss, reconstruction_loss
 from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
-from t2i.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from t2i.config import Config, diffusers_schedule_name, save_config
+from t2i.checkpoint import StopOnInterrupt, TrainingStopped, resume_state, save_checkpoint
+from t2i.config import Config, diffusers_schedule_name, save_config, validate
 from t2i.data.datasets import EpochStream, ImageCaptionDataset, step_batches
 from t2i.grid import make_grid, to_pil
 from t2i.plots import plot_losses
@@ -63,6 +63,7 @@ def reconstruction_grid(model, x: torch.Tensor, path: Path) -> None:
 
 def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path) -> Path:
     """Train (or resume) an autoencoder; returns the saved model folder OUT/vae."""
+    validate(config)
     tc, size = config.autoencoder_training, config.data.image_size
     out = Path(out_dir)
     for sub in ("checkpoints", "samples", "logs"):
@@ -93,9 +94,9 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
 
     # resume: model, discriminator, optimizers, LR schedule, RNG, loss history and step
     step, history = 0, []
-    checkpoint = latest_checkpoint(out / "checkpoints")
-    if checkpoint:
-        state = load_checkpoint(checkpoint)
+    resumed = resume_state(out / "checkpoints")
+    if resumed:
+        checkpoint, state = resumed
         model.load_state_dict(state["model"])
         disc.load_state_dict(state["disc"])
         opt_ae.load_state_dict(state["opt_ae"])
@@ -135,60 +136,63 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
 
     progress = tqdm(total=tc.steps, initial=step, desc="autoencoder", disable=not accelerator.is_main_process)
     tick, seen = time.perf_counter(), 0
-    while step < tc.steps:
-        x = next(batches)["pixel_values"].to(accelerator.device)
-        gan_on = step >= tc.disc_start
+    with StopOnInterrupt(enabled=accelerator.num_processes == 1) as stop:  # Ctrl-C: checkpoint, then stop
+        while step < tc.steps:
+            x = next(batches)["pixel_values"].to(accelerator.device)
+            gan_on = step >= tc.disc_start
 
-        # generator step: nll + regularizer (+ λ·adaptive weight · −D(x̂) once the GAN is on)
-        with accelerator.autocast():
-            x_hat, nll, regularizer = autoencoder_losses(model, x, config, lpips)
-            loss = nll + regularizer
-            g_loss = torch.zeros((), device=x.device)
-            if gan_on:
-                g_loss = -disc(x_hat).mean()
-                weight = tc.disc_weight * adaptive_weight(nll, g_loss, last_layer)
-                loss = loss + weight * g_loss
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"autoencoder loss is {loss.item()} at step {step}; last good checkpoint kept")
-        opt_ae.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        opt_ae.step()
-        schedule.step()
-
-        # discriminator step: hinge loss on real x versus detached x̂
-        d_loss = torch.zeros((), device=x.device)
-        if gan_on:
+            # generator step: nll + regularizer (+ λ·adaptive weight · −D(x̂) once the GAN is on)
             with accelerator.autocast():
-                d_loss = hinge_d_loss(disc(x), disc(x_hat.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            accelerator.backward(d_loss)
-            opt_d.step()
+                x_hat, nll, regularizer = autoencoder_losses(model, x, config, lpips)
+                loss = nll + regularizer
+                g_loss = torch.zeros((), device=x.device)
+                if gan_on:
+                    g_loss = -disc(x_hat).mean()
+                    weight = tc.disc_weight * adaptive_weight(nll, g_loss, last_layer)
+                    loss = loss + weight * g_loss
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"autoencoder loss is {loss.item()} at step {step}; last good checkpoint kept")
+            opt_ae.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            opt_ae.step()
+            schedule.step()
 
-        step += 1
-        seen += len(x) * accelerator.num_processes
-        progress.update()
-        if step % tc.log_every == 0 or step == tc.steps:
-            rate = seen / (time.perf_counter() - tick)
-            tick, seen = time.perf_counter(), 0
-            n_pixels = x[0].numel()
-            logs = {
-                "step": step,
-                "rec": nll.item() / n_pixels,
-                "reg": regularizer.item(),
-                "g": g_loss.item(),
-                "d": d_loss.item(),
-                "lr": schedule.get_last_lr()[0],
-                "images_per_s": rate,
-            }
-            history.append(logs)
-            accelerator.log({f"autoencoder/{k}": v for k, v in logs.items() if k != "step"}, step=step)
-            progress.set_postfix(rec=f"{logs['rec']:.4f}", img_s=f"{rate:.1f}")
-        if accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps):
-            reconstruction_grid(ae.eval(), val_x.to(accelerator.device), out / "samples" / f"recon-{step:07d}.png")
-            ae.train()
-            plot_losses(history, out / "samples" / "losses.png", ["rec", "reg", "g", "d"], "autoencoder")
-        if step % tc.checkpoint_every == 0 or step == tc.steps:
-            save(step)
+            # discriminator step: hinge loss on real x versus detached x̂
+            d_loss = torch.zeros((), device=x.device)
+            if gan_on:
+                with accelerator.autocast():
+                    d_loss = hinge_d_loss(disc(x), disc(x_hat.detach()))
+                opt_d.zero_grad(set_to_none=True)
+                accelerator.backward(d_loss)
+                opt_d.step()
+
+            step += 1
+            seen += len(x) * accelerator.num_processes
+            progress.update()
+            if step % tc.log_every == 0 or step == tc.steps:
+                rate = seen / (time.perf_counter() - tick)
+                tick, seen = time.perf_counter(), 0
+                n_pixels = x[0].numel()
+                logs = {
+                    "step": step,
+                    "rec": nll.item() / n_pixels,
+                    "reg": regularizer.item(),
+                    "g": g_loss.item(),
+                    "d": d_loss.item(),
+                    "lr": schedule.get_last_lr()[0],
+                    "images_per_s": rate,
+                }
+                history.append(logs)
+                accelerator.log({f"autoencoder/{k}": v for k, v in logs.items() if k != "step"}, step=step)
+                progress.set_postfix(rec=f"{logs['rec']:.4f}", img_s=f"{rate:.1f}")
+            if accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps):
+                reconstruction_grid(ae.eval(), val_x.to(accelerator.device), out / "samples" / f"recon-{step:07d}.png")
+                ae.train()
+                plot_losses(history, out / "samples" / "losses.png", ["rec", "reg", "g", "d"], "autoencoder")
+            if step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested:
+                save(step)
+            if stop.requested and step < tc.steps:
+                raise TrainingStopped(f"stopped at step {step} of {tc.steps}; re-run the same command to resume")
     progress.close()
     accelerator.end_training()
 

@@ -12,12 +12,13 @@ training run never crashes halfway and never trains silently on garbage.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -37,6 +38,11 @@ PROBLEMS = {
     "empty_captions": "caption file or entry is empty",
     "caption_not_utf8": "caption bytes are not valid UTF-8",
     "duplicate_id": "an image id seen before (the first one is kept)",
+    "outside_dataset": "image path is absolute or leaves the dataset folder (refused)",
+    "too_large": "more pixels than PIL's decompression-bomb limit",
+    "bad_row": "malformed metadata/manifest row",
+    "bad_attribute_row": "malformed line of the attribute file (its image keeps no attributes)",
+    "bad_attribute_file": "attribute file unreadable or inconsistent (attributes ignored where unsure)",
 }
 
 
@@ -57,6 +63,7 @@ class ScanReport:
 
     @property
     def skipped(self) -> int:
+        """How many problems were found (each one skipped an image or a row, or ignored an attribute line)."""
         return sum(len(paths) for paths in self.problems.values())
 
     def summary(self, show: int = 3) -> str:
@@ -92,21 +99,40 @@ def detect_source(path: Path) -> str:
     )
 
 
-def read_attribute_file(path: Path) -> dict[str, dict[str, int]]:
-    """Parse CelebAMask-HQ-attribute-anno.txt (or list_attr_celeba.txt): image stem -> {name: 1/-1}."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    count = int(lines[0].strip())
-    names = lines[1].split()
+def _lines(path: Path, problems: dict[str, list[str]], problem: str):
+    """(line number, text) of each line of a text file; lines that are not UTF-8 are counted under `problem`."""
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            problems[problem].append(f"{path}:{number}: not UTF-8")
+
+
+def read_attribute_file(path: Path, problems: dict[str, list[str]] | None = None) -> dict[str, dict[str, int]]:
+    """Parse CelebAMask-HQ-attribute-anno.txt (or list_attr_celeba.txt): image stem -> {name: 1/-1}.
+
+    Malformed lines are skipped and counted in `problems` (file:line); a ValueError only when `problems`
+    is None (strict mode)."""
+    found: dict[str, list[str]] = defaultdict(list)
+    lines = [(n, line) for n, line in _lines(path, found, "bad_attribute_row") if line.strip()]
     rows = {}
-    for line in lines[2:]:
-        if not line.strip():
-            continue
-        file_name, *values = line.split()
-        if len(values) != len(names):
-            raise ValueError(f"{path}: line for {file_name} has {len(values)} values, header has {len(names)}")
-        rows[Path(file_name).stem] = {n: int(v) for n, v in zip(names, values, strict=True)}
-    if len(rows) != count:
-        raise ValueError(f"{path}: first line says {count} images, the file lists {len(rows)}")
+    if len(lines) < 2:
+        found["bad_attribute_file"].append(f"{path}: needs a count line and a header line")
+    else:
+        names = lines[1][1].split()
+        for number, line in lines[2:]:
+            file_name, *values = line.split()
+            if len(values) != len(names) or any(v not in ("1", "-1", "0") for v in values):
+                found["bad_attribute_row"].append(f"{path}:{number}: {len(values)} values, header has {len(names)}")
+                continue
+            rows[Path(file_name).stem] = {n: int(v) for n, v in zip(names, values, strict=True)}
+        count = lines[0][1].strip()
+        if count != str(len(rows) + len(found.get("bad_attribute_row", []))):
+            found["bad_attribute_file"].append(f"{path}:1: first line says {count} images, the file lists {len(rows)}")
+    if problems is None and found:
+        raise ValueError("; ".join(where for found_here in found.values() for where in found_here))
+    for problem, where in found.items():
+        problems[problem].extend(where)
     return rows
 
 
@@ -123,37 +149,73 @@ def _decode_captions(raw: bytes) -> list[str] | str:
 def _texts(value) -> list[str] | str:
     if value is None:
         return "missing_captions"
-    values = [value] if isinstance(value, str) else list(value)
+    values = [value] if isinstance(value, str) else list(value) if isinstance(value, list) else []
     captions = [v.strip() for v in values if isinstance(v, str) and v.strip()]
     return captions or "empty_captions"
 
 
+def inside(root: Path, name) -> Path | None:
+    """root/name when `name` is a relative path that stays inside root, else None (absolute, `..`, not a string)."""
+    if not isinstance(name, str) or not name.strip() or "\0" in name:
+        return None
+    relative = PurePosixPath(name.replace("\\", "/"))
+    if relative.is_absolute() or ".." in relative.parts or PureWindowsPath(name).drive:
+        return None
+    return root / relative
+
+
+def _manifest_rows(path: Path, problems: dict[str, list[str]], image_key: str):
+    """(file:line, image name, texts) of each row of a JSONL or CSV file; malformed rows are counted."""
+    if path.suffix.lower() == ".csv":
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            problems["bad_row"].append(f"{path}: not UTF-8 at byte {error.start}")
+            return
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if not isinstance(row.get(image_key), str) or not row[image_key]:
+                problems["bad_row"].append(f"{where}: no '{image_key}' value")
+                continue
+            yield where, row[image_key], (row.get("text") or "").splitlines()
+        return
+    for number, line in _lines(path, problems, "bad_row"):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems["bad_row"].append(f"{where}: not JSON ({error.msg})")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get(image_key), str):
+            problems["bad_row"].append(f"{where}: needs an object with a string '{image_key}'")
+            continue
+        yield where, row[image_key], row.get("text")
+
+
 def list_records(path: Path) -> tuple[str, list[Record], dict[str, list[str]]]:
-    """Every record the source names (images not opened yet) and the caption-level problems."""
+    """Every record the source names (images not opened yet) and the caption- and row-level problems."""
     source = detect_source(path)
     problems: dict[str, list[str]] = defaultdict(list)
     candidates: list[tuple[str, Path, list[str] | str, dict[str, int] | None]] = []
     if source == "mmcelebahq":
         attribute_file = path / ATTRIBUTE_FILE
-        attributes = read_attribute_file(attribute_file) if attribute_file.is_file() else {}
+        attributes = read_attribute_file(attribute_file, problems) if attribute_file.is_file() else {}
         images = sorted(p for p in (path / "CelebA-HQ-img").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         for image in images:
             caption_file = path / "celeba-caption" / f"{image.stem}.txt"
             captions = _decode_captions(caption_file.read_bytes()) if caption_file.is_file() else "missing_captions"
             candidates.append((image.stem, image, captions, attributes.get(image.stem)))
-    elif source == "imagefolder":
-        for line in (path / "metadata.jsonl").read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                candidates.append((row["file_name"], path / row["file_name"], _texts(row.get("text")), None))
     else:
-        if path.suffix.lower() == ".csv":
-            with path.open(newline="", encoding="utf-8") as f:
-                rows = [{"image": r["image"], "text": (r.get("text") or "").splitlines()} for r in csv.DictReader(f)]
-        else:
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        for row in rows:
-            candidates.append((row["image"], path.parent / row["image"], _texts(row.get("text")), None))
+        manifest, key = (path / "metadata.jsonl", "file_name") if source == "imagefolder" else (path, "image")
+        for where, name, texts in _manifest_rows(manifest, problems, key):
+            image = inside(manifest.parent, name)
+            if image is None:
+                problems["outside_dataset"].append(f"{where}: {name!r}")
+                continue
+            candidates.append((name, image, _texts(texts), None))
 
     records, seen = [], set()
     for record_id, image, captions, attributes in candidates:
@@ -192,6 +254,8 @@ def check_image(path: Path, size: int) -> tuple[str | None, str]:
         return "empty_file", ""
     try:
         image, mode = open_rgb(path)
+    except Image.DecompressionBombError:
+        return "too_large", ""
     except UnidentifiedImageError:
         return "unreadable_image", ""
     except (OSError, SyntaxError, ValueError):

@@ -16,6 +16,7 @@ from t2i.data.check import Record, ScanReport, attribute_vector, open_rgb, scan_
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what a bad image file raises
 
 
 def split_of(record_id: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> str:
@@ -66,7 +67,9 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
         self.report = report or scan_dataset(path, size)
         if self.report.skipped:
-            log.warning("%s: skipped %d unusable images (run `t2i data check` for details)", path, self.report.skipped)
+            log.warning(
+                "%s: %d problems, images or rows skipped (`t2i data check` lists them)", path, self.report.skipped
+            )
         self.records: list[Record] = [
             r for r in self.report.records if split is None or split_of(r.id, split_fractions) == split
         ]
@@ -74,6 +77,7 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             raise ValueError(f"{path}: no usable images in split {split!r}")
         self.size, self.flip, self.random_caption, self.seed = size, flip, random_caption, seed
         self.epoch = 0
+        self.unreadable: dict[str, str] = {}  # image path -> error, for files that broke after the scan
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -85,16 +89,28 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
         return self.item(index, self.epoch)
 
     def item(self, index: int, epoch: int) -> dict:
-        record = self.records[index]
-        rng = np.random.default_rng([self.seed, epoch, index])
-        caption = record.captions[rng.integers(len(record.captions))] if self.random_caption else record.captions[0]
-        flip = self.flip and rng.random() < 0.5
-        return {
-            "pixel_values": load_pixels(record.image, self.size, flip),
-            "caption": caption,
-            "attributes": torch.tensor(attribute_vector(record.attributes), dtype=torch.int8),
-            "id": record.id,
-        }
+        # an image that became unreadable after the scan is skipped, counted and named; the next one stands in
+        for offset in range(len(self.records)):
+            record = self.records[(index + offset) % len(self.records)]
+            if str(record.image) in self.unreadable:
+                continue
+            rng = np.random.default_rng([self.seed, epoch, index])
+            caption = record.captions[rng.integers(len(record.captions))] if self.random_caption else record.captions[0]
+            flip = self.flip and rng.random() < 0.5
+            try:
+                pixels = load_pixels(record.image, self.size, flip)
+            except UNREADABLE as error:
+                self.unreadable[str(record.image)] = str(error)
+                log.warning("skipped %s: unreadable since the scan (%s); %d such files", record.image, error,
+                            len(self.unreadable))  # fmt: skip
+                continue
+            return {
+                "pixel_values": pixels,
+                "caption": caption,
+                "attributes": torch.tensor(attribute_vector(record.attributes), dtype=torch.int8),
+                "id": record.id,
+            }
+        raise ValueError(f"{self.report.source}: no readable images left ({len(self.unreadable)} broke after the scan)")
 
 
 @functools.lru_cache(maxsize=2)

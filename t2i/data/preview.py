@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from t2i.data.check import list_records
-from t2i.data.datasets import load_pixels
+from t2i.data.datasets import UNREADABLE, load_pixels
 from t2i.grid import make_grid, to_pil
 
 
@@ -16,7 +16,7 @@ def preview_grid(path: str | Path, out: str | Path, n: int = 32, cols: int = 8, 
     for record in records:
         try:
             images += to_pil(load_pixels(record.image, size)[None])
-        except (OSError, ValueError, SyntaxError):
+        except UNREADABLE:
             continue  # unreadable images are `t2i data check`'s business, not the preview's
         captions.append(record.captions[0])
         if len(images) == n:

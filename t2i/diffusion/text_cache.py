@@ -25,11 +25,15 @@ def caption_key(caption: str) -> str:
 
 
 def encoder_id(text_encoder) -> str:
-    """A short id of a frozen encoder: hash of its weights' names, shapes and a checksum of values."""
-    h = hashlib.sha1()
+    """The identity of a frozen encoder: sha256 of its weights' names, shapes and bytes and of its tokenizer."""
+    h = hashlib.sha256()
     for name, tensor in text_encoder.state_dict().items():
-        h.update(f"{name}{tuple(tensor.shape)}{tensor.float().sum().item():.6e}".encode())
-    return h.hexdigest()[:12]
+        h.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    tokenizer = text_encoder.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # a fast tokenizer: vocab, normalizer, template
+    h.update(backend.to_str().encode() if backend else json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+    return h.hexdigest()[:16]
 
 
 class TextEmbeddingCache:

@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from t2i.autoencoder.cache import LatentCache
 from t2i.autoencoder.model import load_autoencoder
-from t2i.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from t2i.config import Config, diffusers_schedule_name, save_config, to_dict
+from t2i.checkpoint import StopOnInterrupt, TrainingStopped, latest_checkpoint, resume_state, save_checkpoint
+from t2i.config import Config, diffusers_schedule_name, save_config, to_dict, validate
 from t2i.data.datasets import epoch_order
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.unet import build_unet
@@ -119,6 +119,7 @@ def train_diffusion(
     config: Config, cache_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path, overfit_batch: bool = False
 ) -> Path:
     """Train (or resume) the text-conditioned UNet; returns the model folder OUT/model."""
+    validate(config)
     tc = config.diffusion_training
     out = Path(out_dir)
     for sub in ("checkpoints", "samples", "logs"):
@@ -166,9 +167,9 @@ def train_diffusion(
 
     # resume: UNet, EMA, optimizer, LR schedule, text encoder (if trained), loss history, step
     step, history = 0, []
-    checkpoint = latest_checkpoint(out / "checkpoints")
-    if checkpoint:
-        state = load_checkpoint(checkpoint)
+    resumed = resume_state(out / "checkpoints")
+    if resumed:
+        checkpoint, state = resumed
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -226,69 +227,72 @@ def train_diffusion(
     tick, seen = time.perf_counter(), 0
     loss_sum, loss_steps = 0.0, 0  # the logged loss is the mean over the steps since the last log
     bucket_sum, bucket_count = torch.zeros(TIMESTEP_BUCKETS), torch.zeros(TIMESTEP_BUCKETS)
-    while step < tc.steps:
-        for micro in range(tc.grad_accum):
-            index = 0 if overfit_batch else (step * tc.grad_accum + micro) * world + rank
-            rows, captions, flips = plan.micro_batch(index)
-            gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + (step * tc.grad_accum + micro) * world + rank)
-            with accelerator.accumulate(unet):
-                z0 = (cache.latents(rows, flips, gen) * scale).to(accelerator.device)  # z0 = s·E(x)
-                if jointly_trained:
-                    context, _ = text_encoder.encode(captions)
-                else:
-                    context = text_cache(captions).to(accelerator.device)
-                loss, per_sample, t = diffusion_loss(
-                    unet, noise_scheduler, z0, context, gen, tc.min_snr_gamma, accelerator.autocast
-                )
-                if not math.isfinite(loss.item()):
-                    raise FloatingPointError(
-                        f"diffusion loss is {loss.item()} at step {step}; stopping. The last good checkpoint "
-                        f"({latest_checkpoint(out / 'checkpoints')}) is untouched: lower the LR or check the data"
+    with StopOnInterrupt(enabled=world == 1) as stop:  # Ctrl-C: checkpoint, then stop
+        while step < tc.steps:
+            for micro in range(tc.grad_accum):
+                index = 0 if overfit_batch else (step * tc.grad_accum + micro) * world + rank
+                rows, captions, flips = plan.micro_batch(index)
+                gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + (step * tc.grad_accum + micro) * world + rank)
+                with accelerator.accumulate(unet):
+                    z0 = (cache.latents(rows, flips, gen) * scale).to(accelerator.device)  # z0 = s·E(x)
+                    if jointly_trained:
+                        context, _ = text_encoder.encode(captions)
+                    else:
+                        context = text_cache(captions).to(accelerator.device)
+                    loss, per_sample, t = diffusion_loss(
+                        unet, noise_scheduler, z0, context, gen, tc.min_snr_gamma, accelerator.autocast
                     )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(trained, tc.grad_clip)
-                optimizer.step()
-                lr_schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-            buckets = (t.cpu() * TIMESTEP_BUCKETS // noise_scheduler.config.num_train_timesteps).long()
-            loss_sum += loss.item() / tc.grad_accum
-            bucket_sum.index_add_(0, buckets, per_sample.detach().cpu())
-            bucket_count.index_add_(0, buckets, torch.ones(len(buckets)))
-            seen += len(z0) * world
-        ema.step(raw_unet.parameters())
-        step += 1
-        loss_steps += 1
-        progress.update()
-        if step % tc.log_every == 0 or step == tc.steps:
-            rate = seen / (time.perf_counter() - tick)
-            logs = {
-                "step": step,
-                "loss": loss_sum / loss_steps,
-                "lr": lr_schedule.get_last_lr()[0],
-                "images_per_s": rate,
-            }
-            logs |= {
-                f"loss_t{b}": (bucket_sum[b] / bucket_count[b]).item()
-                for b in range(TIMESTEP_BUCKETS)
-                if bucket_count[b] > 0
-            }
-            tick, seen, loss_sum, loss_steps = time.perf_counter(), 0, 0.0, 0
-            bucket_sum.zero_()
-            bucket_count.zero_()
-            history.append(logs)
-            accelerator.log({f"diffusion/{k}": v for k, v in logs.items() if k != "step"}, step=step)
-            progress.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{rate:.1f}")
-        if accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps):
-            sample_grid(step)
-            plot_losses(
-                history,
-                out / "samples" / "losses.png",
-                ["loss"] + [f"loss_t{b}" for b in range(TIMESTEP_BUCKETS)],
-                "diffusion (loss_tK: timesteps in bucket K of 5, K=0 least noise)",
-            )
-        if step % tc.checkpoint_every == 0 or step == tc.steps:
-            save(step)
+                    if not math.isfinite(loss.item()):
+                        raise FloatingPointError(
+                            f"diffusion loss is {loss.item()} at step {step}; stopping. The last good checkpoint "
+                            f"({latest_checkpoint(out / 'checkpoints')}) is untouched: lower the LR or check the data"
+                        )
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(trained, tc.grad_clip)
+                    optimizer.step()
+                    lr_schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                buckets = (t.cpu() * TIMESTEP_BUCKETS // noise_scheduler.config.num_train_timesteps).long()
+                loss_sum += loss.item() / tc.grad_accum
+                bucket_sum.index_add_(0, buckets, per_sample.detach().cpu())
+                bucket_count.index_add_(0, buckets, torch.ones(len(buckets)))
+                seen += len(z0) * world
+            ema.step(raw_unet.parameters())
+            step += 1
+            loss_steps += 1
+            progress.update()
+            if step % tc.log_every == 0 or step == tc.steps:
+                rate = seen / (time.perf_counter() - tick)
+                logs = {
+                    "step": step,
+                    "loss": loss_sum / loss_steps,
+                    "lr": lr_schedule.get_last_lr()[0],
+                    "images_per_s": rate,
+                }
+                logs |= {
+                    f"loss_t{b}": (bucket_sum[b] / bucket_count[b]).item()
+                    for b in range(TIMESTEP_BUCKETS)
+                    if bucket_count[b] > 0
+                }
+                tick, seen, loss_sum, loss_steps = time.perf_counter(), 0, 0.0, 0
+                bucket_sum.zero_()
+                bucket_count.zero_()
+                history.append(logs)
+                accelerator.log({f"diffusion/{k}": v for k, v in logs.items() if k != "step"}, step=step)
+                progress.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{rate:.1f}")
+            if accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps):
+                sample_grid(step)
+                plot_losses(
+                    history,
+                    out / "samples" / "losses.png",
+                    ["loss"] + [f"loss_t{b}" for b in range(TIMESTEP_BUCKETS)],
+                    "diffusion (loss_tK: timesteps in bucket K of 5, K=0 least noise)",
+                )
+            if step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested:
+                save(step)
+            if stop.requested and step < tc.steps:
+                raise TrainingStopped(f"stopped at step {step} of {tc.steps}; re-run the same command to resume")
     progress.close()
     accelerator.end_training()
 

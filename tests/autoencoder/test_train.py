@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
@@ -106,10 +107,23 @@ def test_eval_command_reports_psnr_and_ssim(trained_tiny, tiny_faces, tmp_path, 
     assert "psnr_db" in capsys.readouterr().out
 
 
-def test_corrupted_checkpoint_stops_training_with_a_clear_error(tiny_faces, tiny_config, tmp_path, capsys):
-    config = _with(tiny_config, steps=4, checkpoint_every=4, sample_every=100, scale_samples=8)
+def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(tiny_faces, tiny_config, tmp_path, caplog, capsys):
+    config = _with(tiny_config, steps=8, checkpoint_every=4, sample_every=100, scale_samples=8)
     train_autoencoder(config, tiny_faces, tmp_path)
-    tensors = tmp_path / "checkpoints" / "step-0000004" / "tensors.safetensors"
+    tensors = tmp_path / "checkpoints" / "step-0000008" / "tensors.safetensors"
     tensors.write_bytes(tensors.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="step-0000004/tensors.safetensors"):
-        train_autoencoder(_with(config, steps=8), tiny_faces, tmp_path)
+    capsys.readouterr()
+    train_autoencoder(_with(config, steps=10), tiny_faces, tmp_path)
+    assert "step-0000004 at step 4" in capsys.readouterr().out
+    assert (tmp_path / "checkpoints" / "corrupt-step-0000008" / "tensors.safetensors").stat().st_size == 1000
+    assert "step-0000008/tensors.safetensors" in caplog.text and "trying the checkpoint before it" in caplog.text
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "corrupt-step-0000008",
+        "step-0000008",
+        "step-0000010",
+    ]
+    for name in ("step-0000008", "step-0000010"):
+        shutil.rmtree(tmp_path / "checkpoints" / name)
+    (tmp_path / "checkpoints" / "corrupt-step-0000008").rename(tmp_path / "checkpoints" / "step-0000008")
+    with pytest.raises(ValueError, match="no intact checkpoint"):  # only corrupt ones: never a silent restart
+        train_autoencoder(_with(config, steps=12), tiny_faces, tmp_path)

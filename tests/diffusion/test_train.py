@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from t2i.checkpoint import load_checkpoint
@@ -78,7 +79,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(trained
     poisoned = tmp_path / "poisoned"  # the same cache with NaN latents, as a bad data shard would give
     shutil.copytree(tiny_cache, poisoned)
     for shard in poisoned.glob("shard-*.safetensors"):
-        save_file({k: torch.full_like(v, float("nan")) for k, v in load_file(shard).items()}, shard)
+        with safe_open(shard, "pt") as f:
+            metadata = f.metadata()
+        save_file({k: torch.full_like(v, float("nan")) for k, v in load_file(shard).items()}, shard, metadata)
     with pytest.raises(FloatingPointError, match="at step 10"):
         train_diffusion(_config(steps=20, sample_every=100), poisoned, trained_tiny[0], tmp_path / "run")
     assert hashlib.sha256(good.read_bytes()).hexdigest() == digest

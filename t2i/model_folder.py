@@ -1,0 +1,30 @@
+"""What a saved model folder must hold, checked before any library loads it, so that a missing, truncated
+or damaged file is one clear error naming it rather than a traceback from deep inside diffusers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+
+
+def check_model_folder(folder: str | Path, files: list[str], what: str = "model folder") -> Path:
+    """Each of `files` (relative to `folder`) exists; .json files parse; .safetensors headers cover their data."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what} not found: {folder}")
+    missing = [name for name in files if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: not a complete {what} (missing {', '.join(missing)})")
+    for name in files:
+        path = folder / name
+        try:
+            if path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".safetensors":
+                with safe_open(path, "pt") as f:
+                    f.keys()
+        except Exception as error:  # JSON, Unicode and safetensors' own error types
+            raise ValueError(f"{folder}: damaged {what}: {name} cannot be read ({error})") from None
+    return folder

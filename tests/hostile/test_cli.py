@@ -1,0 +1,90 @@
+"""Hostile command lines: bad arguments are one line naming the flag, checked before the model loads;
+damaged model folders are one clear error; Ctrl-C during training checkpoints and says how to resume."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from t2i.checkpoint import load_checkpoint
+from t2i.cli import main
+
+NO_MODEL = "/nonexistent/model"  # arguments must be refused before any model is looked at
+
+
+@pytest.mark.parametrize(
+    "arguments, flag",
+    [
+        (["--guidance", "inf"], "--guidance"),
+        (["--guidance", "1e30"], "--guidance"),
+        (["--guidance", "nan"], "--guidance"),
+        (["--steps", "100000"], "--steps"),
+        (["--steps", "0"], "--steps"),
+        (["--n", "1000"], "--n"),
+        (["--seed", "-1"], "--seed"),
+    ],
+)
+def test_out_of_range_generation_arguments_are_refused_by_name(arguments, flag, capsys):
+    with pytest.raises(SystemExit) as exit_code:
+        main(["generate", "a face", "--model", NO_MODEL, *arguments])
+    assert exit_code.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}:" in err and "Traceback" not in err
+
+
+def test_bad_output_and_prompt_paths_are_one_line_errors(tmp_path, capsys):
+    a_file = tmp_path / "file.png"
+    a_file.write_bytes(b"x")
+    cases = [
+        (["a face", "--out", str(a_file)], "--out"),
+        (["a face", "--out", str(a_file / "under")], "--out"),
+        (["--prompts-file", str(tmp_path)], "prompts file"),
+        (["a face", "--scheduler", "plms"], "--scheduler"),
+    ]
+    for arguments, named in cases:
+        assert main(["generate", *arguments, "--model", NO_MODEL]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and named in err and "Traceback" not in err, err
+
+
+def test_damaged_model_folders_are_named(tiny_model, tmp_path, capsys):
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_model, truncated)
+    weights = truncated / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    no_config = tmp_path / "no_config"
+    shutil.copytree(tiny_model, no_config)
+    (no_config / "vae" / "config.json").unlink()
+    for folder, named in ((truncated, "unet/diffusion_pytorch_model.safetensors"), (no_config, "vae/config.json")):
+        assert main(["generate", "a face", "--model", str(folder), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and named in err and "Traceback" not in err, err
+
+
+def test_ctrl_c_during_training_writes_a_checkpoint_where_it_stopped(tiny_faces, tmp_path):
+    config = tmp_path / "long.yaml"
+    config.write_text(
+        open("configs/tiny.yaml")
+        .read()
+        .replace("steps: 40", "steps: 100000")
+        .replace("checkpoint_every: 20", "checkpoint_every: 50000")
+    )
+    command = [sys.executable, "-m", "t2i.cli", "train", "autoencoder", "--config", str(config), "--data",
+               str(tiny_faces), "--out", str(tmp_path / "run")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, HF_HUB_OFFLINE="1"))  # fmt: skip
+    samples = tmp_path / "run" / "samples"
+    for _ in range(600):  # the loop has started once its first grid is written (step 20)
+        if any(samples.glob("recon-*.png")):
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "re-run the same command to resume" in err
+    stopped_at = int(err.split("stopped at step ")[1].split()[0])
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / f"step-{stopped_at:07d}")["step"] == stopped_at

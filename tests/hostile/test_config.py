@@ -1,0 +1,63 @@
+"""Hostile configs: every field's type and range is checked at load, naming the field and the file."""
+
+import pytest
+
+from t2i.cli import main
+from t2i.config import load_config
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("autoencoder_training:\n  steps: -5\n", r"autoencoder_training.steps must be >= 1, got -5"),
+        ("diffusion_training:\n  steps: 0\n", r"diffusion_training.steps must be >= 1, got 0"),
+        ("autoencoder_training:\n  checkpoint_every: 0\n", r"autoencoder_training.checkpoint_every must be >= 1"),
+        ("diffusion_training:\n  batch_size: 0\n", r"diffusion_training.batch_size must be >= 1"),
+        ("diffusion_training:\n  steps: abc\n", r"diffusion_training.steps: expected an integer, got 'abc'"),
+        ("data:\n  flip: 'no'\n", r"data.flip: expected true or false, got 'no'"),
+        ("diffusion_training:\n  steps: true\n", r"diffusion_training.steps: expected an integer, got True"),
+        ("data:\n  split_fractions: [0.9, 0.1]\n", r"data.split_fractions: expected 3 values, got 2"),
+        ("data:\n  split_fractions: [0.9, 0.1, 0.1]\n", r"data.split_fractions must be 3 fractions"),
+        ("data:\n  image_size: 30\n", r"data.image_size must be a multiple of 16"),
+        ("diffusion_training:\n  lr: .nan\n", r"diffusion_training.lr: expected a number, got nan"),
+        ("diffusion_training:\n  cfg_dropout: 1.5\n", r"diffusion_training.cfg_dropout must be in \[0, 1\)"),
+        ("autoencoder:\n  kind: vqgan\n", r"autoencoder.kind must be 'kl' or 'vq'"),
+        ("unet:\n  attention: [true]\n", r"unet.attention must have one entry per unet.channels entry"),
+        ("data: [1, 2]\n", r"data: expected a mapping"),
+        ("data:\n  image_size: [64\n", r"not a valid YAML file at line \d+, column \d+"),
+        ("", r"the config file is empty"),
+    ],
+)
+def test_bad_config_is_one_error_naming_the_field_and_file(tmp_path, yaml_text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ValueError, match=message) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+
+
+def test_bad_config_on_the_command_line_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("autoencoder_training:\n  steps: -5\n")
+    assert (
+        main(
+            [
+                "train",
+                "autoencoder",
+                "--config",
+                str(tmp_path / "bad.yaml"),
+                "--data",
+                "x",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "autoencoder_training.steps" in err and "Traceback" not in err
+    assert not (tmp_path / "y").exists()
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    (tmp_path / "lr.yaml").write_text("diffusion_training:\n  lr: 1e-4\n")  # YAML 1.1 reads this as a string
+    assert load_config(tmp_path / "lr.yaml").diffusion_training.lr == 1e-4

@@ -1,0 +1,146 @@
+"""Hostile HTTP clients: huge bodies, bodies without a key, NaN and lone surrogates, odd headers, the
+schema and docs offline (in-process); abandoned requests and slow clients (a real server process)."""
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from t2i.pipeline import Text2ImagePipeline
+from t2i.serve import ServeLimits, create_app
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model):
+    return Text2ImagePipeline.from_pretrained(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def keyed(pipe):
+    return TestClient(create_app(pipe, ServeLimits(max_steps=5, max_prompt_chars=50), api_key="clé-s3cret"))
+
+
+def test_the_key_is_checked_before_the_body_and_bodies_are_bounded(keyed):
+    huge = b'{"prompt": "' + b"x" * 200_000 + b'"}'
+    response = keyed.post("/v1/generate", content=huge, headers={"Content-Type": "application/json"})
+    assert response.status_code == 401  # no key: refused before the body is read
+    key = {"Authorization": "Bearer clé-s3cret".encode(), "Content-Type": "application/json"}
+    response = keyed.post("/v1/generate", content=huge, headers=key)
+    assert response.status_code == 413 and "65536" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(100):
+            yield b"x" * 1000
+
+    assert keyed.post("/v1/generate", content=chunks(), headers=key).status_code == 413
+    response = keyed.post("/v1/generate", content=json.dumps({"prompt": "y" * 60_000}), headers=key)
+    assert response.status_code == 422 and len(response.content) < 1000  # the input is never echoed
+
+
+def test_non_ascii_keys_and_headers(keyed):
+    assert keyed.get("/v1/model", headers={"Authorization": "Bearer clé-s3cret".encode()}).status_code == 200
+    assert keyed.get("/v1/model", headers={"Authorization": "bearer clé-s3cret".encode()}).status_code == 200
+    for header in ("Bearer clé-s3creT".encode(), "Bearer ключ".encode(), b"Bearer \xff\xfe", "clé-s3cret".encode()):
+        assert keyed.get("/v1/model", headers={"Authorization": header}).status_code == 401
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt", "steps", "guidance", "seed", "n", "scheduler"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", '"\\ud800"'])
+def test_non_finite_numbers_and_lone_surrogates_are_422_not_500(pipe, field, value):
+    client = TestClient(create_app(pipe, ServeLimits(max_steps=2)))
+    body = '{"prompt": "a hat", "steps": 1, "' + field + '": ' + value + "}"  # the last duplicate key wins
+    response = client.post("/v1/generate", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert [field] == [d["loc"][-1] for d in response.json()["detail"]]
+
+
+def test_schema_declares_auth_only_with_a_key_and_every_error(pipe, keyed):
+    open_schema = TestClient(create_app(pipe)).get("/openapi.json").json()
+    assert "securitySchemes" not in open_schema.get("components", {})
+    assert "security" not in open_schema["paths"]["/v1/generate"]["post"]
+    assert {"408", "413", "422", "429", "503"} <= set(open_schema["paths"]["/v1/generate"]["post"]["responses"])
+    keyed_schema = keyed.get("/openapi.json").json()
+    assert keyed_schema["paths"]["/v1/generate"]["post"]["security"]
+    assert "401" in keyed_schema["paths"]["/v1/model"]["get"]["responses"]
+
+
+def test_docs_page_loads_its_assets_from_the_server(keyed):
+    page = keyed.get("/docs").text
+    assert "cdn" not in page.lower() and "https://" not in page
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/static-offline-docs/{asset}" in page
+        assert keyed.get(f"/static-offline-docs/{asset}").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "t2i.cli", "serve", "--model", str(tiny_model), "--port", str(port),
+               "--max-steps", "1000", "--max-queue", "2", "--read-timeout", "1"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail(f"server did not start: {process.stdout.read().decode()[-2000:]}")
+    yield url, port
+    process.terminate()
+    process.wait(10)
+
+
+def _raw_request(port: int, body: bytes, send_all: bool = True) -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", port))
+    head = f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+    connection.sendall(head.encode() + b"\r\n\r\n" + (body if send_all else body[:5]))
+    return connection
+
+
+def test_abandoned_requests_free_the_worker(server):
+    url, port = server
+    started = time.monotonic()
+    assert httpx.post(f"{url}/v1/generate", json={"prompt": "a hat", "steps": 100}, timeout=60).status_code == 200
+    hundred_steps = time.monotonic() - started
+    long = json.dumps({"prompt": "a hat", "steps": 1000, "n": 8}).encode()  # ~80x the request above
+    abandoned = [_raw_request(port, long) for _ in range(3)]
+    time.sleep(0.5)
+    for connection in abandoned:
+        connection.close()
+    time.sleep(0.5)
+    started = time.monotonic()
+    response = httpx.post(f"{url}/v1/generate", json={"prompt": "a hat", "steps": 100}, timeout=120)
+    assert response.status_code == 200  # not 429: the three abandoned ones were dropped
+    assert time.monotonic() - started < 10 * hundred_steps + 5
+    png = base64.b64decode(response.json()["images"][0]["png_base64"])
+    assert png.startswith(b"\x89PNG")
+
+
+def test_slow_heads_and_bodies_are_closed(server):
+    url, port = server
+    slow_bodies = [_raw_request(port, b'{"prompt": "a hat"}', send_all=False) for _ in range(20)]
+    slow_heads = []
+    for _ in range(20):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\n")
+        slow_heads.append(connection)
+    deadline = time.monotonic() + 10
+    for connection in slow_bodies + slow_heads:
+        connection.settimeout(max(0.1, deadline - time.monotonic()))
+        answer = b""
+        while chunk := connection.recv(4096):  # the server answers 408 and closes, or just closes
+            answer += chunk
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:100]
+        connection.close()
+    assert httpx.get(f"{url}/healthz").status_code == 200
