@@ -11,6 +11,7 @@ from pathlib import Path
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "weights" / "demo"
 CLASSIFIER = Path(__file__).resolve().parent.parent / "weights" / "classifier"
 SEEDS = 2**32 - 1  # the largest seed (image k of a request uses seed + k)
+MODEL_DEFAULT = "(None: the model's sampling.json, else 20 steps, guidance 3, dpm++)"
 
 
 def bounded(kind: type, low: float, high: float):
@@ -28,6 +29,14 @@ def bounded(kind: type, low: float, high: float):
         return value
 
     return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """Every --help shows each option's default (subcommands inherit the class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def output_folder(path: str | Path, flag: str = "--out") -> Path:
@@ -62,6 +71,10 @@ def _data_check(args):
 
     report = scan_dataset(args.dir, args.size)
     print(report.summary())
+    print(
+        "note: training mirrors images left-right by default (data.flip: true); set data.flip: false when "
+        "left and right matter (text, digits, captions that say 'on the left')"
+    )
     return 0 if report.records else 1
 
 
@@ -153,6 +166,7 @@ def _eval_report(args):
         args.n_per_prompt,
         args.ddpm_prompts,
         args.seed,
+        args.save_defaults,
     )
     print(f"report: {path}")
 
@@ -165,24 +179,40 @@ def _cache_latents(args):
 
 
 def _generate(args):
+    import dataclasses
     import time
+
+    from tqdm import tqdm
 
     from t2i.generate import generate_images, read_prompts_file
     from t2i.pipeline import SCHEDULERS, Text2ImagePipeline
 
     if (args.prompt is None) == (args.prompts_file is None):
         raise ValueError("give a PROMPT or --prompts-file FILE (one of the two)")
-    if args.scheduler not in SCHEDULERS:
+    if args.scheduler is not None and args.scheduler not in SCHEDULERS:
         raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {args.scheduler!r}")
     prompts = read_prompts_file(args.prompts_file) if args.prompts_file else [
         {"prompt": args.prompt, "negative_prompt": args.negative}
     ]  # fmt: skip
     output_folder(args.out)  # checked before the model loads
+    if any(not entry["prompt"].strip() for entry in prompts):
+        print('note: an empty prompt "" makes unconditional images (whatever the model draws most often)')
     pipe = Text2ImagePipeline.from_pretrained(args.model)
+    settings = dataclasses.replace(
+        pipe.defaults, **{k: v for k, v in (("steps", args.steps), ("guidance", args.guidance),
+                                            ("scheduler", args.scheduler)) if v is not None}
+    )  # fmt: skip
     start = time.perf_counter()
-    paths = generate_images(pipe, prompts, args.out, args.n, args.seed, args.steps, args.guidance, args.scheduler)
+    with tqdm(total=len(prompts) * settings.steps, desc="generate", unit="step") as bar:
+        paths = generate_images(
+            pipe, prompts, args.out, args.n, args.seed, settings.steps, settings.guidance, settings.scheduler,
+            callback=lambda step, total: bar.update(),
+        )  # fmt: skip
     print("\n".join(str(p) for p in paths))
-    print(f"{len(prompts) * args.n} image(s) in {time.perf_counter() - start:.1f} s")
+    print(
+        f"{len(prompts) * args.n} image(s) in {time.perf_counter() - start:.1f} s "
+        f"({settings.steps} {settings.scheduler} steps, guidance {settings.guidance})"
+    )
 
 
 def _export(args):
@@ -197,7 +227,7 @@ def _export(args):
 def _demo(args):
     from t2i.demo import run_demo
 
-    run_demo(args.out)
+    run_demo(args.out, args.images)
 
 
 def _serve(args):
@@ -212,13 +242,14 @@ def _serve(args):
 
 def _add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
     """--model, --classifier, --data: what `t2i eval alignment` and `t2i eval report` measure, and with what."""
-    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
-    p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (default: ours)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
+    p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (the committed one)")
     p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
+    parser = Parser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
+    parser.add_argument("--threads", type=bounded(int, 1, 1024), default=None, help="CPU threads (None: all cores)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="make, check and preview datasets").add_subparsers(
@@ -231,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=bounded(int, 16, 4096), default=64, help="image side in pixels (32, 64, 128, 256, ...)"
     )
     p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
-    p.add_argument("--workers", type=bounded(int, 1, 1024), default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=bounded(int, 1, 1024), default=None, help="processes (None: all cores)")
     p.set_defaults(func=_data_synth)
     p = data.add_parser("preview", help="grid of images with a caption under each")
     p.add_argument("dir", help="dataset folder or manifest")
@@ -254,8 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder or manifest (its latents are cached first)")
     p.add_argument("--autoencoder", required=True, help="trained autoencoder folder")
     p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, logs/, model/")
-    p.add_argument("--cache", default=None, help="latent cache folder (default OUT/cache); reused when it matches")
-    p.add_argument("--text-encoder", default=None, help="local BERT/CLIP folder (default: text.path, else MiniLM)")
+    p.add_argument("--cache", default=None, help="latent cache folder (None: OUT/cache); reused when it matches")
+    p.add_argument("--text-encoder", default=None, help="local BERT/CLIP folder (None: text.path, else MiniLM)")
     p.add_argument("--overfit-batch", action="store_true", help="sanity check: train on one batch only")
     p.set_defaults(func=_train_diffusion)
 
@@ -264,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="autoencoder folder (e.g. runs/ae/vae)")
     p.add_argument("--data", required=True, help="dataset folder or manifest")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--out", default=None, help="folder for the grid and metrics.json (default MODEL-eval)")
+    p.add_argument("--out", default=None, help="folder for the grid and metrics.json (None: MODEL-eval)")
     p.add_argument(
         "--classifier", default=None, help="attribute classifier: its accuracy on originals vs reconstructions"
     )
@@ -288,9 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-prompts", type=bounded(int, 2, 10**5), default=64, help="size of the default suite (half held out)"
     )
     p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="images per prompt")
-    p.add_argument("--steps", type=bounded(int, 1, 1000), default=20, help="sampler steps")
-    p.add_argument("--scheduler", default="dpm++", help="dpm++, ddim, ddpm, euler, euler-a or unipc")
-    p.add_argument("--guidance", type=bounded(float, 0, 50), default=3.0, help="classifier-free guidance scale")
+    p.add_argument("--steps", type=bounded(int, 1, 1000), default=None, help=f"sampler steps {MODEL_DEFAULT}")
+    p.add_argument("--scheduler", default=None, help=f"dpm++, ddim, ddpm, euler, euler-a or unipc {MODEL_DEFAULT}")
+    p.add_argument("--guidance", type=bounded(float, 0, 50), default=None, help=f"guidance scale {MODEL_DEFAULT}")
     p.add_argument(
         "--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images (image j: seed + j)"
     )
@@ -306,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ddpm-prompts", type=bounded(int, 0, 10**4), default=6, help="prompts for the 1000-step DDPM reference"
     )
-    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images")
+    p.add_argument(
+        "--save-defaults",
+        action="store_true",
+        help="write the picked settings to MODEL/sampling.json (used by default)",
+    )
     p.set_defaults(func=_eval_report)
 
     cache = commands.add_parser("cache", help="precompute training inputs").add_subparsers(dest="what", required=True)
@@ -318,15 +354,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cache_latents)
 
     p = commands.add_parser("generate", help="images from text with a trained model (PNG with parameters)")
-    p.add_argument("prompt", nargs="?", help='a description, e.g. "She has blond hair and wears a hat."')
+    p.add_argument(
+        "prompt", nargs="?", help='a description, e.g. "She has blond hair and wears a hat."; "" = unconditional'
+    )
     p.add_argument("--negative", default="", help="negative prompt (what to steer away from)")
     p.add_argument("--prompts-file", default=None, help="many prompts: a line each, or JSONL {prompt, negative_prompt}")
-    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
-    p.add_argument("--steps", type=bounded(int, 1, 1000), default=20, help="sampler steps")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
+    p.add_argument("--steps", type=bounded(int, 1, 1000), default=None, help=f"sampler steps {MODEL_DEFAULT}")
     p.add_argument(
-        "--guidance", type=bounded(float, 0, 50), default=3.0, help="classifier-free guidance scale (1 = off)"
+        "--guidance", type=bounded(float, 0, 50), default=None, help=f"guidance scale, 1 = off {MODEL_DEFAULT}"
     )
-    p.add_argument("--scheduler", default="dpm++", help="dpm++, ddim, ddpm, euler, euler-a or unipc")
+    p.add_argument("--scheduler", default=None, help=f"dpm++, ddim, ddpm, euler, euler-a or unipc {MODEL_DEFAULT}")
     p.add_argument(
         "--seed", type=bounded(int, 0, SEEDS), default=0, help="seed of the first image; image k uses seed + k"
     )
@@ -342,12 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["diffusers", "t2i-fp16"],
         help="diffusers: a StableDiffusionPipeline folder; t2i-fp16: this model with its UNet stored in float16",
     )
-    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
     p.add_argument("--scheduler", default="dpm++", help="the exported pipeline's scheduler")
     p.set_defaults(func=_export)
 
     p = commands.add_parser("serve", help="a web page and an HTTP API over one model")
-    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (default: the committed demo model)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=bounded(int, 1, 65535), default=7860)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set T2I_API_KEY)")
@@ -368,8 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_serve)
 
-    p = commands.add_parser("demo", help="every stage end to end at the tiny scale (minutes on a CPU)")
+    p = commands.add_parser(
+        "demo", help="every stage from scratch on 32x32 faces: data to images in under 10 minutes on 2 CPU cores"
+    )
     p.add_argument("--out", default="runs/demo", help="folder for everything the demo makes")
+    p.add_argument("--images", type=bounded(int, 40, 10**6), default=2500, help="synthetic faces to train on")
     p.set_defaults(func=_demo)
     return parser
 
@@ -379,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     (T2I_DEBUG=1 shows it): 2 for bad input, 1 for anything unexpected, 130 when stopped with Ctrl-C."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args) or 0
     except Exception as error:

@@ -111,16 +111,7 @@ class DiffusionTrainConfig:
     sample_every: int = 500  # steps between sample grids and loss plots
     checkpoint_every: int = 500  # steps between checkpoints
     keep_checkpoints: int = 3
-    sample_prompts: tuple[str, ...] = (
-        "The person has high cheekbones, and pointy nose. She is wearing lipstick.",
-        "This man has bushy eyebrows and a goatee.",
-        "She is young, and smiling and has big lips, mouth slightly open.",
-        "He wears eyeglasses and has black hair.",
-        "This woman has blond hair and is wearing a hat.",
-        "The man is bald and has a mustache.",
-        "She has gray hair and wears earrings and a necklace.",
-        "This man is wearing a necktie and is smiling.",
-    )  # prompts of the sample grid
+    sample_prompts: tuple[str, ...] = ()  # prompts of the sample grid; () = first captions of 8 held-out images
     sample_seed: int = 0  # seed of the sample grid (fixed, so grids compare across steps)
     sample_steps: int = 20  # DPM-Solver++ steps for the grid
     sample_guidance: float = 3.0  # classifier-free guidance scale for the grid
@@ -175,7 +166,8 @@ def _typed(value, hint, where: str):
     return float(value) if hint is float else value
 
 
-def _build(cls, values: dict, where: str):
+def from_dict(cls, values: dict, where: str):
+    """A dataclass from a mapping (a YAML or JSON file's), every value type-checked; `where` names the source."""
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a mapping, got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -187,7 +179,7 @@ def _build(cls, values: dict, where: str):
     for name, value in values.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{where}.{name}")
+            kwargs[name] = from_dict(hint, value, f"{where}.{name}")
         else:
             kwargs[name] = _typed(value, hint, f"{where}.{name}")
     return cls(**kwargs)
@@ -265,7 +257,6 @@ def validate(config: Config) -> None:
         ),
         ("diffusion_training.cfg_dropout", 0 <= dt.cfg_dropout < 1, "must be in [0, 1)"),
         ("diffusion_training.ema_decay", 0 <= dt.ema_decay <= 1, "must be in [0, 1]"),
-        ("diffusion_training.sample_prompts", len(dt.sample_prompts) >= 1, "must list at least one prompt"),
         (
             "diffusion_training.sample_steps",
             1 <= dt.sample_steps <= df.num_train_timesteps,
@@ -314,7 +305,7 @@ def load_config(path: str | Path) -> Config:
         raise ValueError(f"{path}: not a valid YAML file{where} ({getattr(error, 'problem', None) or error})") from None
     if values is None:
         raise ValueError(f"{path}: the config file is empty (start from configs/tiny.yaml or configs/demo.yaml)")
-    config = _build(Config, values, str(path))
+    config = from_dict(Config, values, str(path))
     try:
         validate(config)
     except ValueError as error:

@@ -47,6 +47,13 @@ def save_png(image: Image.Image, parameters: GenerationParameters, file: str | P
     image.save(file, format="PNG", pnginfo=info)
 
 
+def save_grid_png(grid: Image.Image, parameters: list[GenerationParameters], path: Path) -> None:
+    """Write a grid PNG whose `t2i-grid` text chunk lists the parameters of each cell, in reading order."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("t2i-grid", json.dumps([asdict(p) for p in parameters]))
+    grid.save(path, format="PNG", pnginfo=info)
+
+
 def read_png_parameters(path: str | Path) -> GenerationParameters:
     """The parameters an image was generated with (its `t2i` text chunk)."""
     with Image.open(path) as image:
@@ -58,8 +65,10 @@ def read_png_parameters(path: str | Path) -> GenerationParameters:
 
 def read_prompts_file(path: str | Path) -> list[dict]:
     """One prompt per line, or JSONL lines {"prompt": ..., "negative_prompt": ...}; blank lines skipped."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"prompts file {path}: not a file")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"prompts file {path}: not found")
+    if Path(path).is_dir():
+        raise ValueError(f"prompts file {path}: is a folder, not a file")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -93,12 +102,16 @@ def generate_with_parameters(
     negative_prompt: str = "",
     n: int = 1,
     seed: int = 0,
-    steps: int = 20,
-    guidance: float = 3.0,
-    scheduler: str = "dpm++",
+    steps: int | None = None,
+    guidance: float | None = None,
+    scheduler: str | None = None,
     callback=None,
 ) -> list[tuple[Image.Image, GenerationParameters]]:
-    """n images of one prompt (image k has seed + k), each with the parameters that make it again."""
+    """n images of one prompt (image k has seed + k), each with the parameters that make it again.
+    Settings left as None are the model's defaults (`pipe.defaults`)."""
+    steps = pipe.defaults.steps if steps is None else steps
+    guidance = pipe.defaults.guidance if guidance is None else guidance
+    scheduler = pipe.defaults.scheduler if scheduler is None else scheduler
     images = pipe(
         prompt,
         negative_prompt=negative_prompt,
@@ -123,9 +136,10 @@ def generate_images(
     out_dir: str | Path,
     n: int = 1,
     seed: int = 0,
-    steps: int = 20,
-    guidance: float = 3.0,
-    scheduler: str = "dpm++",
+    steps: int | None = None,
+    guidance: float | None = None,
+    scheduler: str | None = None,
+    callback=None,
 ) -> list[Path]:
     """n images per prompt (image k of a prompt has seed + k) as PNGs with parameters; a grid per prompt
     when n > 1, and `grid.png` (a row per prompt) when there are several prompts.
@@ -133,10 +147,10 @@ def generate_images(
     Returns the paths written: each image, then each grid."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written, grids, rows, labels = [], [], [], []
+    written, grids, rows, labels, cells = [], [], [], [], []
     for number, entry in enumerate(prompts):
         made = generate_with_parameters(
-            pipe, entry["prompt"], entry["negative_prompt"], n, seed, steps, guidance, scheduler
+            pipe, entry["prompt"], entry["negative_prompt"], n, seed, steps, guidance, scheduler, callback
         )
         stem = f"{number:04d}-{slug(entry['prompt'])}"
         for image, parameters in made:
@@ -146,10 +160,11 @@ def generate_images(
         captions = [f"seed {seed + k}" for k in range(n)]
         if n > 1:
             grids.append(out / f"{stem}-grid.png")
-            make_grid(images, captions, cols=min(n, 8)).save(grids[-1])
+            save_grid_png(make_grid(images, captions, cols=min(n, 8)), [p for _, p in made], grids[-1])
         rows += images
+        cells += [p for _, p in made]
         labels += [entry["prompt"] or "(empty prompt)"] + captions[1:]
     if len(prompts) > 1:
         grids.append(out / "grid.png")
-        make_grid(rows, labels, cols=n).save(grids[-1])
+        save_grid_png(make_grid(rows, labels, cols=n), cells, grids[-1])
     return written + grids

@@ -14,10 +14,19 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in array.permute(0, 2, 3, 1).cpu().numpy()]
 
 
+def caption_lines(text: str, chars: int, max_lines: int) -> list[str]:
+    """`text` wrapped at `chars` characters into at most `max_lines` lines; a cut ends with "..."."""
+    lines = textwrap.wrap(text, chars)
+    if len(lines) <= max_lines:
+        return lines
+    return [*lines[: max_lines - 1], textwrap.shorten(" ".join(lines[max_lines - 1 :]), chars, placeholder=" ...")]
+
+
 def make_grid(
     images: list[Image.Image], captions: list[str] | None = None, cols: int = 8, cell: int = 128, text_lines: int = 4
 ) -> Image.Image:
-    """Paste images (upscaled to `cell` px, nearest neighbour) in rows; wrap each caption underneath."""
+    """Paste images (upscaled to `cell` px, nearest neighbour) in rows; wrap each caption underneath
+    (at most `text_lines` lines)."""
     font = ImageFont.load_default(size=max(9, cell // 12))
     chars = max(10, int(cell / (font.size * 0.55)))
     text_h = (font.size + 2) * text_lines + 4 if captions else 0
@@ -29,6 +38,6 @@ def make_grid(
         x, y = (i % cols) * cell, (i // cols) * (cell + text_h)
         grid.paste(image.convert("RGB").resize((cell, cell), Image.Resampling.NEAREST), (x, y))
         if captions:
-            lines = textwrap.wrap(captions[i], chars)[:text_lines]
+            lines = caption_lines(captions[i], chars, text_lines)
             draw.multiline_text((x + 2, y + cell + 2), "\n".join(lines), fill=(0, 0, 0), font=font, spacing=2)
     return grid

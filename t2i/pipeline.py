@@ -6,10 +6,12 @@ latents, denoising loop, decode), so that a model exported to diffusers gives th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,7 +28,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from safetensors.torch import load_file
 
 from t2i.autoencoder.model import load_autoencoder
-from t2i.config import TextConfig
+from t2i.config import TextConfig, from_dict
 from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
 from t2i.text import load_text_encoder
@@ -52,6 +54,38 @@ MODEL_FILES = [
 ]  # what `t2i train diffusion` writes (plus text_encoder/model.safetensors for a jointly trained encoder)
 
 
+@dataclass
+class SamplingSettings:
+    """How a model samples, with the defaults written once, here. A model folder's `sampling.json`
+    overrides them for that model (`t2i eval report --save-defaults` writes the measured best there)."""
+
+    steps: int = 20  # sampler steps
+    guidance: float = 3.0  # classifier-free guidance g: ε = ε_u + g (ε_c − ε_u); 1 = off
+    scheduler: str = "dpm++"  # one of SCHEDULERS
+
+    FILE = "sampling.json"
+
+    @classmethod
+    def of_model(cls, model_dir: str | Path) -> SamplingSettings:
+        path = Path(model_dir) / cls.FILE
+        if not path.is_file():
+            return cls()
+        try:
+            settings = from_dict(cls, json.loads(path.read_text(encoding="utf-8")), str(path))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not JSON ({error.msg})") from None
+        if not (
+            settings.scheduler in SCHEDULERS and 1 <= settings.steps <= 1000 and 0 <= settings.guidance <= MAX_GUIDANCE
+        ):
+            raise ValueError(f"{path}: needs steps 1-1000, guidance 0-50 and a scheduler in {list(SCHEDULERS)}")
+        return settings
+
+    def save(self, model_dir: str | Path) -> Path:
+        path = Path(model_dir) / self.FILE
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        return path
+
+
 def make_scheduler(name: str, train_scheduler_config) -> object:
     """A sampler configured from the training noise schedule (same β_t, T and prediction type)."""
     if name not in SCHEDULERS:
@@ -68,10 +102,13 @@ def model_hash(model_dir: str | Path) -> str:
 
 
 class Text2ImagePipeline:
-    def __init__(self, unet, vae, text_encoder, scheduler_config, name: str = "untitled", hash: str = ""):
+    def __init__(
+        self, unet, vae, text_encoder, scheduler_config, name: str = "untitled", hash: str = "", defaults=None
+    ):
         self.unet, self.vae, self.text_encoder = unet.eval(), vae.eval(), text_encoder
         self.scheduler_config = scheduler_config
         self.name, self.hash = name, hash
+        self.defaults: SamplingSettings = defaults or SamplingSettings()  # what a call without settings uses
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Text2ImagePipeline:
@@ -85,7 +122,10 @@ class Text2ImagePipeline:
             check_model_folder(model_dir, ["text_encoder/model.safetensors"], "t2i model folder")
             text_encoder.load_state_dict(load_file(model_dir / "text_encoder" / "model.safetensors"))
         scheduler_config = DDPMScheduler.load_config(model_dir / "scheduler")
-        pipe = cls(unet, vae, text_encoder.eval(), scheduler_config, model_dir.resolve().name, model_hash(model_dir))
+        defaults = SamplingSettings.of_model(model_dir)
+        pipe = cls(
+            unet, vae, text_encoder.eval(), scheduler_config, model_dir.resolve().name, model_hash(model_dir), defaults
+        )
         return pipe.to(device)
 
     def to(self, device: str | torch.device) -> Text2ImagePipeline:
@@ -106,16 +146,20 @@ class Text2ImagePipeline:
         self,
         prompt: str | list[str],
         negative_prompt: str | list[str] | None = None,
-        guidance_scale: float = 3.0,
-        num_inference_steps: int = 20,
-        scheduler: str = "dpm++",
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        scheduler: str | None = None,
         seed: int = 0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_images_per_prompt: int = 1,
         output_type: str = "pil",
         callback: Callable[[int, int], None] | None = None,
     ):
-        """Images for the prompts; `callback(step, total)` is called after every denoising step."""
+        """Images for the prompts; `callback(step, total)` is called after every denoising step.
+        Settings left as None come from `self.defaults` (the model folder's sampling.json, if any)."""
+        guidance_scale = self.defaults.guidance if guidance_scale is None else guidance_scale
+        num_inference_steps = self.defaults.steps if num_inference_steps is None else num_inference_steps
+        scheduler = self.defaults.scheduler if scheduler is None else scheduler
         prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, list | tuple) else []
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompt must be a string or a non-empty list of strings")

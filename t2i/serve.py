@@ -17,6 +17,7 @@ Requests name no files: the model is fixed when the server starts.
 
 import asyncio
 import base64
+import dataclasses
 import hmac
 import io
 import secrets
@@ -35,7 +36,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from t2i.generate import generate_with_parameters, save_png
-from t2i.pipeline import MAX_GUIDANCE, SCHEDULERS, Text2ImagePipeline
+from t2i.pipeline import MAX_GUIDANCE, SCHEDULERS, SamplingSettings, Text2ImagePipeline
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
@@ -78,19 +79,21 @@ def _unicode(text: str) -> str:
 Text = Annotated[str, AfterValidator(_unicode)]
 
 
-def request_model(limits: ServeLimits) -> type[BaseModel]:
-    """The request body with this server's limits in its schema (so they show in /openapi.json)."""
+def request_model(limits: ServeLimits, defaults: SamplingSettings) -> type[BaseModel]:
+    """The request body with this server's limits and the model's defaults in its schema (/openapi.json)."""
     return create_model(
         "GenerateRequest",
         __config__=ConfigDict(extra="forbid"),
         prompt=(Text, Field(max_length=limits.max_prompt_chars, description="the description; '' = unconditional")),
         negative_prompt=(Text, Field("", max_length=limits.max_prompt_chars, description="what to steer away from")),
-        steps=(int, Field(20, ge=1, le=limits.max_steps, description="sampler steps")),
+        steps=(int, Field(defaults.steps, ge=1, le=limits.max_steps, description="sampler steps")),
         guidance=(
             float,
-            Field(3.0, ge=0, le=MAX_GUIDANCE, allow_inf_nan=False, description="classifier-free guidance"),
+            Field(
+                defaults.guidance, ge=0, le=MAX_GUIDANCE, allow_inf_nan=False, description="classifier-free guidance"
+            ),
         ),
-        scheduler=(Literal[tuple(SCHEDULERS)], Field("dpm++", description="the sampler")),
+        scheduler=(Literal[tuple(SCHEDULERS)], Field(defaults.scheduler, description="the sampler")),
         seed=(int | None, Field(None, ge=0, le=2**32 - 1, description="seed of the first image; none = random")),
         n=(int, Field(1, ge=1, le=limits.max_images, description="number of images")),
     )
@@ -119,7 +122,9 @@ class RequestGuard:
             scheme, _, credentials = headers.get(b"authorization", b"").partition(b" ")
             if not (hmac.compare_digest(credentials.strip(), self.key) and scheme.lower() == b"bearer"):
                 message = "missing or wrong API key (Authorization: Bearer KEY)"
-                return await _error(401, message, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return await _error(401, message, {"WWW-Authenticate": "Bearer", "Connection": "close"})(
+                    scope, receive, send
+                )
         limit, length = self.limits.max_body_bytes, headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > limit:
             close = {"Connection": "close"}
@@ -212,7 +217,7 @@ async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
 def create_app(pipe: Text2ImagePipeline, limits: ServeLimits | None = None, api_key: str | None = None):
     limits = limits or ServeLimits()
     worker = Worker(pipe)
-    GenerateRequest = request_model(limits)
+    GenerateRequest = request_model(limits, pipe.defaults)
     app = FastAPIOffline(
         title="t2i", version="1", description="Text-to-image generation with a t2i latent diffusion model"
     )
@@ -247,7 +252,7 @@ def create_app(pipe: Text2ImagePipeline, limits: ServeLimits | None = None, api_
             "image_size": size,
             "parameters": parameters,
             "schedulers": list(SCHEDULERS),
-            "defaults": {"steps": 20, "guidance": 3.0, "scheduler": "dpm++", "n": 1},
+            "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
             "limits": vars(limits),
             "api_key_required": bool(api_key),
         }

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModel
+from transformers.utils import logging as hf_logging
 
 from t2i.config import TextConfig
 
@@ -53,7 +54,13 @@ class PretrainedTextEncoder(nn.Module):
             raise FileNotFoundError(f"--text-encoder {path}: not a local Hugging Face model folder (no config.json)")
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         model_cls = CLIPTextModel if config.model_type in ("clip", "clip_text_model") else AutoModel
-        self.model = model_cls.from_pretrained(path, local_files_only=True, use_safetensors=True).eval()
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a sub-second "Loading weights" bar on every command is noise
+        try:
+            self.model = model_cls.from_pretrained(path, local_files_only=True, use_safetensors=True).eval()
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
         self.model.requires_grad_(False)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.path, self.max_tokens = path, max_tokens

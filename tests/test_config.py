@@ -3,7 +3,7 @@ import pytest
 from t2i.config import Config, load_config, save_config
 
 
-@pytest.mark.parametrize("preset", ["tiny", "demo", "celebahq256"])
+@pytest.mark.parametrize("preset", ["tiny", "quick", "demo", "celebahq256"])
 def test_presets_load_and_round_trip(preset, tmp_path):
     config = load_config(f"configs/{preset}.yaml")
     assert isinstance(config, Config)

@@ -79,3 +79,45 @@ def test_bad_inputs_are_clear_errors(tiny_model, tmp_path, capsys):
     with pytest.raises(ValueError, match="no t2i generation parameters"):
         Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
         read_png_parameters(tmp_path / "plain.png")
+
+
+def test_model_sampling_json_sets_the_defaults_everywhere(tiny_model, tmp_path, capsys):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from t2i.pipeline import SamplingSettings, Text2ImagePipeline
+    from t2i.serve import create_app
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    SamplingSettings(steps=2, guidance=5.0, scheduler="ddim").save(model)
+    assert main(["generate", "", "--model", str(model), "--n", "2", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "unconditional" in out and "(2 ddim steps, guidance 5.0)" in out
+    parameters = read_png_parameters(next((tmp_path / "out").glob("*-seed0.png")))
+    assert (parameters.steps, parameters.guidance, parameters.scheduler) == (2, 5.0, "ddim")
+    cells = json.loads(Image.open(next((tmp_path / "out").glob("*-grid.png"))).text["t2i-grid"])
+    assert [c["seed"] for c in cells] == [0, 1] and cells[1]["steps"] == 2  # the grid records its cells
+    assert main(["generate", "a hat", "--model", str(model), "--steps", "3", "--out", str(tmp_path / "o2")]) == 0
+    assert read_png_parameters(next((tmp_path / "o2").glob("*.png"))).steps == 3  # a flag still wins
+    client = TestClient(create_app(Text2ImagePipeline.from_pretrained(model)))
+    assert client.get("/v1/model").json()["defaults"] == {"steps": 2, "guidance": 5.0, "scheduler": "ddim", "n": 1}
+    assert client.post("/v1/generate", json={"prompt": "a hat"}).json()["parameters"]["scheduler"] == "ddim"
+    (model / "sampling.json").write_text('{"steps": "many"}')
+    with pytest.raises(ValueError, match="sampling.json"):
+        Text2ImagePipeline.from_pretrained(model)
+
+
+def test_help_shows_defaults_and_threads_are_settable(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    assert "(default: 1)" in capsys.readouterr().out
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "generate", "x", "--model", "/nonexistent"]) == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -80,7 +80,7 @@ def test_full_queue_gets_429_while_health_answers(pipe):
     release, started = threading.Event(), threading.Event()
 
     class HeldPipe:
-        name, hash, unet, vae = pipe.name, pipe.hash, pipe.unet, pipe.vae
+        name, hash, unet, vae, defaults = pipe.name, pipe.hash, pipe.unet, pipe.vae, pipe.defaults
 
         def __call__(self, *args, callback, **kwargs):
             started.set()

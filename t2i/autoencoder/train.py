@@ -22,7 +22,7 @@ from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, h
 from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
 from t2i.checkpoint import StopOnInterrupt, TrainingStopped, resume_state, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, save_config, validate
-from t2i.data.datasets import EpochStream, ImageCaptionDataset, step_batches
+from t2i.data.datasets import EpochStream, ImageCaptionDataset, split_of, step_batches
 from t2i.grid import make_grid, to_pil
 from t2i.plots import plot_losses
 
@@ -76,7 +76,13 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
     data = ImageCaptionDataset(
         data_dir, size, "train", config.data.flip, seed=tc.seed, split_fractions=config.data.split_fractions
     )
-    val = ImageCaptionDataset(data_dir, size, "val", report=data.report, split_fractions=config.data.split_fractions)
+    fractions = config.data.split_fractions
+    has_val = any(split_of(r.id, fractions) == "val" for r in data.report.records)
+    if not has_val:
+        accelerator.print("note: no validation images (data.split_fractions); the grids show training images")
+    val = ImageCaptionDataset(
+        data_dir, size, "val" if has_val else "train", report=data.report, split_fractions=fractions
+    )
     val_x = torch.stack([val.item(i, 0)["pixel_values"] for i in range(min(8, len(val)))])
 
     # models and optimizers (Adam with LDM's betas), linear warm-up then cosine or constant LR

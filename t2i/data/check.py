@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -60,6 +60,8 @@ class ScanReport:
     records: list[Record]  # usable records only
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     converted: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # image mode -> count
+    size: int = 0  # the training size the scan checked against
+    sizes: Counter = field(default_factory=Counter)  # (width, height) -> count, over every decoded image
 
     @property
     def skipped(self) -> int:
@@ -80,9 +82,18 @@ class ScanReport:
                     lines.append(f"  {name:<20} {100 * share:5.1f}%")
         for mode, count in sorted(self.converted.items()):
             lines.append(f"converted to RGB from {mode}: {count}")
+        if self.sizes:
+            common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(show))
+            lines.append(f"image sizes: {common}{' ...' if len(self.sizes) > show else ''}")
         for problem, paths in sorted(self.problems.items()):
             examples = ", ".join(paths[:show]) + (" ..." if len(paths) > show else "")
             lines.append(f"skipped {problem} ({PROBLEMS[problem]}): {len(paths)}  e.g. {examples}")
+        if self.problems.get("too_small"):
+            smallest = min(min(wh) for wh in self.sizes)
+            lines.append(
+                f"{len(self.problems['too_small'])} images are smaller than {self.size}px: to train at the size your "
+                f"images have, use --size {smallest} here and data.image_size: {smallest} in the config"
+            )
         return "\n".join(lines)
 
 
@@ -246,26 +257,26 @@ def open_rgb(path: Path) -> tuple[Image.Image, str]:
         return image.convert("RGB"), mode
 
 
-def check_image(path: Path, size: int) -> tuple[str | None, str]:
-    """(problem or None, original mode) for one image file."""
+def check_image(path: Path, size: int) -> tuple[str | None, str, tuple[int, int] | None]:
+    """(problem or None, original mode, (width, height)) for one image file."""
     if not path.is_file():
-        return "missing_image", ""
+        return "missing_image", "", None
     if path.stat().st_size == 0:
-        return "empty_file", ""
+        return "empty_file", "", None
     try:
         image, mode = open_rgb(path)
     except Image.DecompressionBombError:
-        return "too_large", ""
+        return "too_large", "", None
     except UnidentifiedImageError:
-        return "unreadable_image", ""
+        return "unreadable_image", "", None
     except (OSError, SyntaxError, ValueError):
-        return "corrupt_image", ""
+        return "corrupt_image", "", None
     if min(image.size) < size:
-        return "too_small", mode
-    return None, mode
+        return "too_small", mode, image.size
+    return None, mode, image.size
 
 
-def _check_many(args: tuple[list[Path], int]) -> list[tuple[str | None, str]]:
+def _check_many(args: tuple[list[Path], int]) -> list[tuple[str | None, str, tuple[int, int] | None]]:
     paths, size = args
     return [check_image(p, size) for p in paths]
 
@@ -282,8 +293,10 @@ def scan_dataset(path: str | Path, size: int, workers: int | None = None) -> Sca
             results = [r for chunk in pool.map(_check_many, [(c, size) for c in chunks]) for r in chunk]
     else:
         results = _check_many((paths, size))
-    report = ScanReport(source, [], problems)
-    for record, (problem, mode) in zip(records, results, strict=True):
+    report = ScanReport(source, [], problems, size=size)
+    for record, (problem, mode, image_size) in zip(records, results, strict=True):
+        if image_size:
+            report.sizes[image_size] += 1
         if problem:
             report.problems[problem].append(str(record.image))
             continue

@@ -115,6 +115,14 @@ class BatchPlan:
         return torch.tensor(rows), captions, torch.tensor(flips)
 
 
+def held_out_captions(cache: LatentCache, n: int) -> list[str]:
+    """The first caption of n images the model does not train on (val, then test, then train split): the
+    sample grid's default prompts, in the dataset's own words."""
+    order = {"val": 0, "test": 1, "train": 2}
+    records = sorted(cache.records, key=lambda r: (order[r["split"]], r["id"]))
+    return [r["captions"][0] for r in records[:n]]
+
+
 def train_diffusion(
     config: Config, cache_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path, overfit_batch: bool = False
 ) -> Path:
@@ -143,11 +151,12 @@ def train_diffusion(
     plan = BatchPlan(
         cache, train_rows, tc.seed, tc.batch_size, 0.0 if overfit_batch else tc.cfg_dropout, tc.captions_per_image
     )
+    sample_prompts = list(tc.sample_prompts) or held_out_captions(cache, 8)
     text_encoder = load_text_encoder(config.text)
     text_encoder.to(accelerator.device)
     jointly_trained = config.text.kind == "scratch"
     if not jointly_trained:
-        captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(tc.sample_prompts))
+        captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(sample_prompts))
         with accelerator.main_process_first():
             text_cache = TextEmbeddingCache(Path(cache_dir), text_encoder, captions)
 
@@ -204,7 +213,7 @@ def train_diffusion(
 
     @torch.no_grad()
     def sample_grid(step: int) -> None:
-        prompts, originals = list(tc.sample_prompts), []
+        prompts, originals = sample_prompts, []
         if overfit_batch:  # the training images, above what the model makes of their captions
             rows, captions, flips = plan.micro_batch(0)
             prompts = captions[:8]

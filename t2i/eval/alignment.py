@@ -319,18 +319,22 @@ def measure_alignment(
     prompts_file: str | Path | None = None,
     n_prompts: int = 64,
     n_per_prompt: int = 4,
-    steps: int = 20,
-    scheduler: str = "dpm++",
-    guidance: float = 3.0,
+    steps: int | None = None,
+    scheduler: str | None = None,
+    guidance: float | None = None,
     seed: int = 0,
     n_empty: int = 64,
     inception_weights: str | Path | None = None,
 ) -> dict:
     """`t2i eval alignment`: generate for a prompt suite, score it with the classifier, compare with the
-    real-image ceiling and the empty-prompt floor; write alignment.json and worst-prompts.png to out."""
+    real-image ceiling and the empty-prompt floor; write alignment.json and worst-prompts.png to out.
+    Sampler settings left as None are the model's defaults (its sampling.json)."""
     from t2i.pipeline import Text2ImagePipeline
 
     pipe = Text2ImagePipeline.from_pretrained(model_dir)
+    steps = pipe.defaults.steps if steps is None else steps
+    scheduler = pipe.defaults.scheduler if scheduler is None else scheduler
+    guidance = pipe.defaults.guidance if guidance is None else guidance
     classifier = load_classifier(classifier_dir)
     if prompts_file:
         cases = read_prompt_suite(prompts_file)

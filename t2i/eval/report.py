@@ -125,9 +125,11 @@ def write_report(
     n_per_prompt: int = 2,
     ddpm_prompts: int = 6,
     seed: int = 0,
+    save_defaults: bool = False,
 ) -> Path:
-    """Measure everything the page shows and write out/report.md, its PNGs and report.json."""
-    from t2i.pipeline import Text2ImagePipeline
+    """Measure everything the page shows and write out/report.md, its PNGs and report.json; with
+    `save_defaults`, also the picked settings as the model folder's sampling.json (what generation uses)."""
+    from t2i.pipeline import SamplingSettings, Text2ImagePipeline
 
     started = time.perf_counter()
     out = Path(out)
@@ -169,6 +171,8 @@ def write_report(
     sweeps = {s: {n: results[(s, n, 3.0)] for n in STEPS} for s in SCHEDULERS}
     guidance_sweep = {g: results[("dpm++", 20, g)] for g in GUIDANCE}
     default_guidance, default_steps = pick_defaults(guidance_sweep, sweeps["dpm++"])
+    if save_defaults:
+        SamplingSettings(default_steps, default_guidance, "dpm++").save(model_dir)
     main = results[("dpm++", 20, 3.0)]
     attributes = sorted(main["per_attribute"])
     _bars(

@@ -127,3 +127,11 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(tiny_faces, tiny
     (tmp_path / "checkpoints" / "corrupt-step-0000008").rename(tmp_path / "checkpoints" / "step-0000008")
     with pytest.raises(ValueError, match="no intact checkpoint"):  # only corrupt ones: never a silent restart
         train_autoencoder(_with(config, steps=12), tiny_faces, tmp_path)
+
+
+def test_all_data_in_train_split_trains_without_validation(tiny_faces, tiny_config, tmp_path, capsys):
+    config = _with(tiny_config, steps=2, checkpoint_every=2, sample_every=2, scale_samples=8)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, split_fractions=(1.0, 0.0, 0.0)))
+    assert (train_autoencoder(config, tiny_faces, tmp_path) / "config.json").is_file()
+    assert "no validation images" in capsys.readouterr().out
+    assert (tmp_path / "samples" / "recon-0000002.png").is_file()

@@ -147,3 +147,9 @@ def test_imagefolder_and_manifests(tmp_path):
 def test_not_a_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not a dataset"):
         scan_dataset(tmp_path, 32)
+
+
+def test_check_reports_sizes_suggests_the_flag_and_warns_about_flips(tiny_faces, capsys):
+    assert main(["data", "check", str(tiny_faces)]) == 1  # 32 px images, checked at the default 64 px
+    out = capsys.readouterr().out
+    assert "image sizes: 32x32 (120)" in out and "use --size 32" in out and "data.flip: false" in out

@@ -149,3 +149,15 @@ def test_two_process_cpu_training_keeps_ranks_identical(trained_tiny, tiny_cache
     assert state["world_size"] == 2 and state["global_batch"] == 2 * 8
     ranks = sorted(tmp_path.glob("rank-*.sha256"))
     assert len(ranks) == 2 and ranks[0].read_text() == ranks[1].read_text()
+
+
+def test_sample_grid_prompts_default_to_held_out_captions(tiny_cache):
+    from t2i.autoencoder.cache import LatentCache
+    from t2i.diffusion.train import held_out_captions
+
+    cache = LatentCache(tiny_cache)
+    prompts = held_out_captions(cache, 8)
+    by_caption = {r["captions"][0]: r["split"] for r in cache.records}
+    held_out = sum(r["split"] != "train" for r in cache.records)
+    assert len(prompts) == 8 and all(by_caption[p] != "train" for p in prompts[: min(8, held_out)]) and held_out
+    assert prompts == held_out_captions(cache, 8)
