@@ -1,4 +1,8 @@
 import os
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -53,3 +57,33 @@ def tiny_classifier(tmp_path_factory, tiny_faces):
     out = tmp_path_factory.mktemp("tiny_classifier")
     config = ClassifierConfig(image_size=32, width=8, epochs=4, batch_size=16, lr=3e-3)
     return out, train_classifier(tiny_faces, out, config)
+
+
+@pytest.fixture(scope="session")
+def start_server():
+    """start_server(model, *flags) -> (url, port, process): `t2i serve` in a real process, answering /healthz."""
+    import httpx
+
+    processes = []
+
+    def start(model, *flags):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        command = [sys.executable, "-m", "t2i.cli", "serve", "--model", str(model), "--port", str(port), *flags]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    return url, port, process
+            except httpx.TransportError:
+                time.sleep(0.1)
+        process.kill()
+        pytest.fail(f"server did not start: {process.stdout.read().decode()[-2000:]}")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)

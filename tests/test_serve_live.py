@@ -3,10 +3,6 @@
 import concurrent.futures
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import psutil
@@ -14,25 +10,9 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "t2i.cli", "serve", "--model", str(tiny_model), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"server did not start: {process.stdout.read().decode()[-2000:]}")
-    yield url, process
-    process.terminate()
-    process.wait(10)
+def server(tiny_model, start_server):
+    url, _, process = start_server(tiny_model)
+    return url, process
 
 
 def _chrome():

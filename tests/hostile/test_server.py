@@ -4,8 +4,6 @@ schema and docs offline (in-process); abandoned requests and slow clients (a rea
 import base64
 import json
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -79,26 +77,9 @@ def test_docs_page_loads_its_assets_from_the_server(keyed):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "t2i.cli", "serve", "--model", str(tiny_model), "--port", str(port),
-               "--max-steps", "1000", "--max-queue", "2", "--read-timeout", "1"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"server did not start: {process.stdout.read().decode()[-2000:]}")
-    yield url, port
-    process.terminate()
-    process.wait(10)
+def server(tiny_model, start_server):
+    url, port, _ = start_server(tiny_model, "--max-steps", "1000", "--max-queue", "2", "--read-timeout", "1")
+    return url, port
 
 
 def _raw_request(port: int, body: bytes, send_all: bool = True) -> socket.socket:
