@@ -26,11 +26,11 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
-from t2i.autoencoder.evaluate import psnr
 from t2i.autoencoder.model import build_autoencoder, reconstruct
 from t2i.autoencoder.train import autoencoder_losses
 from t2i.config import diffusers_schedule_name, load_config
 from t2i.data.datasets import ImageCaptionDataset
+from t2i.eval.autoencoder import psnr
 
 from common import RESULTS, ROOT, save
 

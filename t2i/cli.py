@@ -107,7 +107,7 @@ def _train_diffusion(args):
 
 
 def _eval_autoencoder(args):
-    from t2i.autoencoder.evaluate import evaluate_autoencoder
+    from t2i.eval.autoencoder import evaluate_autoencoder
 
     out = args.out or f"{args.model.rstrip('/')}-eval"
     metrics = evaluate_autoencoder(args.model, args.data, args.split, out, classifier_dir=args.classifier)

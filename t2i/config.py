@@ -313,6 +313,13 @@ def load_config(path: str | Path) -> Config:
     return config
 
 
+def saved_split_fractions(model_dir: str | Path) -> tuple[float, float, float]:
+    """The train/val/test fractions a model folder was trained with (its t2i_config.yaml), so that evaluation
+    scores it on images it did not train on; the defaults for a folder without a saved config."""
+    path = Path(model_dir) / "t2i_config.yaml"
+    return load_config(path).data.split_fractions if path.is_file() else DataConfig().split_fractions
+
+
 def to_dict(config) -> dict:
     return {
         k: (list(v) if isinstance(v, tuple) else v)

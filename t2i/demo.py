@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 from t2i.autoencoder.cache import cache_latents
-from t2i.autoencoder.evaluate import evaluate_autoencoder
 from t2i.autoencoder.train import train_autoencoder
 from t2i.config import Config, load_config
 from t2i.data.synthetic import synthesize_dataset
 from t2i.diffusion.train import train_diffusion
+from t2i.eval.autoencoder import evaluate_autoencoder
 from t2i.generate import generate_images
 from t2i.pipeline import SamplingSettings, Text2ImagePipeline
 

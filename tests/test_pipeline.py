@@ -73,3 +73,12 @@ def test_euler_equals_ddim_so_its_initial_sigma_is_taken_after_the_timesteps_are
     pipe = Text2ImagePipeline.from_pretrained(tiny_model)
     ddim, euler = (pipe("a hat", scheduler=s, num_inference_steps=8, output_type="pt") for s in ("ddim", "euler"))
     assert (ddim - euler).abs().max() < 1e-3
+
+
+def test_top_level_exports_are_the_pipeline_classes():
+    import t2i
+    from t2i.pipeline import SamplingSettings, Text2ImagePipeline
+
+    assert t2i.Text2ImagePipeline is Text2ImagePipeline and t2i.SamplingSettings is SamplingSettings
+    with pytest.raises(AttributeError):
+        t2i.NoSuchThing  # noqa: B018

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from t2i.autoencoder.model import reconstruct
+from t2i.config import saved_split_fractions
 from t2i.data.captions import CELEBA_ATTRIBUTES, PHRASES, attributes_in_caption, write_caption
 from t2i.data.check import list_records
 from t2i.data.datasets import ImageCaptionDataset, split_of
@@ -62,7 +63,12 @@ def _caption_naming_all(chosen: dict[str, int], rng: np.random.Generator) -> tup
 
 
 def default_suite(
-    data_dir: str | Path, n_prompts: int = 64, attributes_per_prompt: int = 4, seed: int = 0, scorable=None
+    data_dir: str | Path,
+    n_prompts: int = 64,
+    attributes_per_prompt: int = 4,
+    seed: int = 0,
+    scorable=None,
+    split_fractions=(0.9, 0.05, 0.05),
 ) -> list[PromptCase]:
     """A seeded suite of attribute combinations written with the dataset's caption templates.
 
@@ -73,7 +79,7 @@ def default_suite(
     attributes are nearly independent, so almost every plausible combination of 4-6 occurs in some
     training image.)
     """
-    captions = training_captions(data_dir)
+    captions = training_captions(data_dir, split_fractions)
     caption_masks = np.array([combination_mask(attributes_in_caption(c)) for c in captions], dtype=np.uint64)
     rng = np.random.default_rng(seed)
     scorable = set(scorable or PHRASES)
@@ -231,9 +237,12 @@ class RealImages:
     train_images: torch.Tensor  # a seeded sample of the train split, for the real-vs-real Fréchet floor
 
 
-def load_real_images(data_dir: str | Path, size: int, n_train: int = 512, seed: int = 0) -> RealImages:
-    test = ImageCaptionDataset(data_dir, size, "test", random_caption=False)
-    train = ImageCaptionDataset(data_dir, size, "train", random_caption=False)
+def load_real_images(
+    data_dir: str | Path, size: int, n_train: int = 512, seed: int = 0, split_fractions=(0.9, 0.05, 0.05)
+) -> RealImages:
+    """The test split and a seeded train sample, split as the model was (`split_fractions` from its config)."""
+    test = ImageCaptionDataset(data_dir, size, "test", random_caption=False, split_fractions=split_fractions)
+    train = ImageCaptionDataset(data_dir, size, "train", random_caption=False, split_fractions=split_fractions)
     picked = np.random.default_rng(seed).permutation(len(train))[:n_train]
     return RealImages(
         torch.stack([test.item(i, 0)["pixel_values"] for i in range(len(test))]),
@@ -336,11 +345,13 @@ def measure_alignment(
     scheduler = pipe.defaults.scheduler if scheduler is None else scheduler
     guidance = pipe.defaults.guidance if guidance is None else guidance
     classifier = load_classifier(classifier_dir)
+    fractions = saved_split_fractions(model_dir)  # score on images the model did not train on
     if prompts_file:
         cases = read_prompt_suite(prompts_file)
     else:
-        cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes)
-    real = load_real_images(data_dir, pipe.vae.config.sample_size, n_train=len(cases) * n_per_prompt, seed=seed)
+        cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
+    size, n_train = pipe.vae.config.sample_size, len(cases) * n_per_prompt
+    real = load_real_images(data_dir, size, n_train=n_train, seed=seed, split_fractions=fractions)
     test_values, test_features = classifier.predict(real.test_images)
     with tqdm(total=len(cases) * n_per_prompt, desc="generate") as bar:
         result, images = evaluate_setting(
@@ -350,6 +361,7 @@ def measure_alignment(
         pipe, classifier, cases, real, (test_values, test_features), n_empty, steps, seed, [len(images)]
     )
     result["model"], result["classifier"] = str(model_dir), str(classifier_dir)
+    result["split_fractions"] = list(fractions)
     if inception_weights:
         result["inception"] = inception_fid_kid(real.test_images, images, inception_weights)
     out = Path(out)

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from t2i.autoencoder.evaluate import evaluate_autoencoder  # noqa: E402
+from t2i.config import saved_split_fractions  # noqa: E402
 from t2i.eval.alignment import (  # noqa: E402
     default_suite,
     evaluate_setting,
@@ -30,6 +30,7 @@ from t2i.eval.alignment import (  # noqa: E402
     references,
     worst_prompts_grid,
 )
+from t2i.eval.autoencoder import evaluate_autoencoder  # noqa: E402
 from t2i.eval.classifier import load_classifier  # noqa: E402
 
 SCHEDULERS = ("dpm++", "ddim", "euler", "unipc")
@@ -137,9 +138,12 @@ def write_report(
     pipe = Text2ImagePipeline.from_pretrained(model_dir)
     classifier = load_classifier(classifier_dir)
     classifier_info = json.loads((Path(classifier_dir) / "classifier.json").read_text())
-    cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes)
+    fractions = saved_split_fractions(model_dir)  # score on images the model did not train on
+    cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
     n_images = n_prompts * n_per_prompt
-    real = load_real_images(data_dir, pipe.vae.config.sample_size, n_train=n_images, seed=seed)
+    real = load_real_images(
+        data_dir, pipe.vae.config.sample_size, n_train=n_images, seed=seed, split_fractions=fractions
+    )
     test_values, test_features = classifier.predict(real.test_images)
 
     settings = [(s, n, 3.0) for s in SCHEDULERS for n in STEPS] + [("dpm++", 20, g) for g in GUIDANCE if g != 3.0]

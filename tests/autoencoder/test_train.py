@@ -71,7 +71,7 @@ def test_scaling_factor_gives_unit_variance_latents(trained_tiny, tiny_faces):
 
 
 def test_vq_autoencoder_trains_and_reports_codebook_usage(tiny_faces, tiny_config, tmp_path):
-    from t2i.autoencoder.evaluate import evaluate_autoencoder
+    from t2i.eval.autoencoder import evaluate_autoencoder
 
     config = _with(tiny_config, steps=8, disc_start=4, sample_every=8, checkpoint_every=8, scale_samples=16)
     config = dataclasses.replace(

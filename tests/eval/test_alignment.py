@@ -90,3 +90,28 @@ def test_summary_splits_seen_and_held_out_by_image_rows():
     result = summarize(cases, 2, torch.tensor([[1], [1], [-1], [1]]), ["Smiling"])
     assert (result["alignment"], result["seen"], result["held_out"]) == (0.75, 1.0, 0.5)
     assert [p["alignment"] for p in result["per_prompt"]] == [1.0, 0.5]
+
+
+def test_evaluation_splits_the_data_as_the_model_was_trained(tiny_model, tiny_classifier, tiny_faces, tmp_path):
+    import shutil
+
+    from t2i.config import load_config, save_config, saved_split_fractions
+    from t2i.data.datasets import split_of
+    from t2i.eval.alignment import load_real_images, measure_alignment
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    config = load_config(model / "t2i_config.yaml")
+    config.data.split_fractions = (0.5, 0.25, 0.25)
+    save_config(config, model / "t2i_config.yaml")
+    assert saved_split_fractions(model) == (0.5, 0.25, 0.25)
+    real = load_real_images(tiny_faces, 32, n_train=4, split_fractions=(0.5, 0.25, 0.25))
+    test_ids = [
+        p.stem
+        for p in sorted((tiny_faces / "CelebA-HQ-img").iterdir())
+        if split_of(p.stem, (0.5, 0.25, 0.25)) == "test"
+    ]
+    assert len(real.test_images) == len(test_ids) > 20  # not the 5% a default split would give
+    result = measure_alignment(model, tiny_classifier[0], tiny_faces, tmp_path / "out", n_prompts=2, n_per_prompt=1,
+                               steps=1, n_empty=2)  # fmt: skip
+    assert result["split_fractions"] == [0.5, 0.25, 0.25]

@@ -11,6 +11,7 @@ from diffusers import VQModel
 from tqdm import tqdm
 
 from t2i.autoencoder.model import encode, load_autoencoder
+from t2i.config import saved_split_fractions
 from t2i.data.captions import CELEBA_ATTRIBUTES
 from t2i.data.datasets import ImageCaptionDataset
 from t2i.eval.classifier import load_classifier
@@ -58,7 +59,8 @@ def evaluate_autoencoder(
     model = load_autoencoder(model_dir)
     classifier = load_classifier(classifier_dir) if classifier_dir else None
     size = model.config.sample_size
-    data = ImageCaptionDataset(data_dir, size, split, random_caption=False)
+    fractions = saved_split_fractions(model_dir)  # the split the autoencoder was trained with
+    data = ImageCaptionDataset(data_dir, size, split, random_caption=False, split_fractions=fractions)
     psnrs, ssims, codes, originals, reconstructions, labels = [], [], [], [], [], []
     first = None
     for start in tqdm(range(0, len(data), batch_size), desc=f"eval {split}"):

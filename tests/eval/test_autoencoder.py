@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from t2i.autoencoder.evaluate import psnr, ssim
+from t2i.eval.autoencoder import psnr, ssim
 
 
 def test_psnr_of_known_error():
@@ -24,7 +24,7 @@ def test_ssim_of_two_flat_images_is_the_luminance_term():
 
 
 def test_classifier_check_compares_originals_with_reconstructions(trained_tiny, tiny_faces, tiny_classifier):
-    from t2i.autoencoder.evaluate import evaluate_autoencoder
+    from t2i.eval.autoencoder import evaluate_autoencoder
 
     metrics = evaluate_autoencoder(trained_tiny[0], tiny_faces, "train", classifier_dir=tiny_classifier[0])
     per_attribute = metrics["classifier_accuracy_originals_per_attribute"]
