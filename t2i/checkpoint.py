@@ -154,8 +154,8 @@ class TrainingStopped(Exception):
 
 
 class StopOnInterrupt:
-    """Within `with StopOnInterrupt() as stop:`, the first SIGINT sets `stop.requested` (the loop checkpoints and
-    raises TrainingStopped after its current step); a second SIGINT raises KeyboardInterrupt at once.
+    """Within `with StopOnInterrupt() as stop:`, the first SIGINT sets `stop.requested` (the loop checkpoints
+    after its current step, then calls `stop.stop_if_requested`); a second SIGINT raises KeyboardInterrupt at once.
     Only in the main thread of a single-process run (several processes must stop at the same step)."""
 
     def __init__(self, enabled: bool = True):
@@ -167,6 +167,11 @@ class StopOnInterrupt:
             raise KeyboardInterrupt
         self.requested = True
         print("\nstopping after this step (a checkpoint is written); press Ctrl-C again to stop at once", flush=True)
+
+    def stop_if_requested(self, step: int, total: int) -> None:
+        """Raise TrainingStopped after a requested stop (the loop has just written its checkpoint)."""
+        if self.requested and step < total:
+            raise TrainingStopped(f"stopped at step {step} of {total}; re-run the same command to resume")
 
     def __enter__(self) -> StopOnInterrupt:
         if self.enabled:

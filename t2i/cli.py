@@ -179,7 +179,6 @@ def _cache_latents(args):
 
 
 def _generate(args):
-    import dataclasses
     import time
 
     from tqdm import tqdm
@@ -198,10 +197,7 @@ def _generate(args):
     if any(not entry["prompt"].strip() for entry in prompts):
         print('note: an empty prompt "" makes unconditional images (whatever the model draws most often)')
     pipe = Text2ImagePipeline.from_pretrained(args.model)
-    settings = dataclasses.replace(
-        pipe.defaults, **{k: v for k, v in (("steps", args.steps), ("guidance", args.guidance),
-                                            ("scheduler", args.scheduler)) if v is not None}
-    )  # fmt: skip
+    settings = pipe.defaults.override(args.steps, args.guidance, args.scheduler)
     start = time.perf_counter()
     with tqdm(total=len(prompts) * settings.steps, desc="generate", unit="step") as bar:
         paths = generate_images(

@@ -128,12 +128,25 @@ class Config:
     diffusion_training: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
 
 
+LR_SCHEDULES = {
+    "cosine": "cosine",
+    "constant": "constant_with_warmup",
+}  # lr_schedule -> diffusers' name (warm-up incl.)
+
+
 def diffusers_schedule_name(lr_schedule: str, section: str) -> str:
     """The `diffusers.optimization.get_scheduler` name for an `lr_schedule` field (warm-up included)."""
-    names = {"cosine": "cosine", "constant": "constant_with_warmup"}
-    if lr_schedule not in names:
+    if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"{section}.lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}")
-    return names[lr_schedule]
+    return LR_SCHEDULES[lr_schedule]
+
+
+_TYPES = {  # a field's type -> (does a value have it, how to say it)
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v), "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
 
 
 def _typed(value, hint, where: str):
@@ -154,13 +167,7 @@ def _typed(value, hint, where: str):
             value = float(value)
         except ValueError:
             raise ValueError(f"{where}: expected a number, got {value!r}") from None
-    checks = {
-        bool: (lambda v: isinstance(v, bool), "true or false"),
-        int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-        float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v), "a number"),
-        str: (lambda v: isinstance(v, str), "a string"),
-    }
-    ok, expected = checks[hint]
+    ok, expected = _TYPES[hint]
     if not ok(value):
         raise ValueError(f"{where}: expected {expected}, got {value!r}")
     return float(value) if hint is float else value
@@ -274,7 +281,7 @@ def validate(config: Config) -> None:
             (f"{section}.steps", tc.steps >= 1, "must be >= 1"),
             (f"{section}.lr", tc.lr > 0, "must be > 0"),
             (f"{section}.warmup_steps", tc.warmup_steps >= 0, "must be >= 0"),
-            (f"{section}.lr_schedule", tc.lr_schedule in ("cosine", "constant"), "must be 'cosine' or 'constant'"),
+            (f"{section}.lr_schedule", tc.lr_schedule in LR_SCHEDULES, "must be 'cosine' or 'constant'"),
             (f"{section}.mixed_precision", tc.mixed_precision in precisions, f"must be one of {precisions}"),
             (f"{section}.log_every", tc.log_every >= 1, "must be >= 1"),
             (f"{section}.sample_every", tc.sample_every >= 1, "must be >= 1"),

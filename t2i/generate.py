@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -65,12 +65,13 @@ def read_png_parameters(path: str | Path) -> GenerationParameters:
 
 def read_prompts_file(path: str | Path) -> list[dict]:
     """One prompt per line, or JSONL lines {"prompt": ..., "negative_prompt": ...}; blank lines skipped."""
-    if not Path(path).exists():
+    path = Path(path)
+    if not path.exists():
         raise FileNotFoundError(f"prompts file {path}: not found")
-    if Path(path).is_dir():
+    if path.is_dir():
         raise ValueError(f"prompts file {path}: is a folder, not a file")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"prompts file {path}: not UTF-8 text (byte {error.start})") from None
     prompts = []
@@ -109,9 +110,7 @@ def generate_with_parameters(
 ) -> list[tuple[Image.Image, GenerationParameters]]:
     """n images of one prompt (image k has seed + k), each with the parameters that make it again.
     Settings left as None are the model's defaults (`pipe.defaults`)."""
-    steps = pipe.defaults.steps if steps is None else steps
-    guidance = pipe.defaults.guidance if guidance is None else guidance
-    scheduler = pipe.defaults.scheduler if scheduler is None else scheduler
+    steps, guidance, scheduler = astuple(pipe.defaults.override(steps, guidance, scheduler))
     images = pipe(
         prompt,
         negative_prompt=negative_prompt,

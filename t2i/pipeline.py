@@ -80,6 +80,11 @@ class SamplingSettings:
             raise ValueError(f"{path}: needs steps 1-1000, guidance 0-50 and a scheduler in {list(SCHEDULERS)}")
         return settings
 
+    def override(self, steps: int | None, guidance: float | None, scheduler: str | None) -> SamplingSettings:
+        """These settings with each given one in place of its default (None keeps the default)."""
+        given = {"steps": steps, "guidance": guidance, "scheduler": scheduler}
+        return dataclasses.replace(self, **{k: v for k, v in given.items() if v is not None})
+
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / self.FILE
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -157,9 +162,9 @@ class Text2ImagePipeline:
     ):
         """Images for the prompts; `callback(step, total)` is called after every denoising step.
         Settings left as None come from `self.defaults` (the model folder's sampling.json, if any)."""
-        guidance_scale = self.defaults.guidance if guidance_scale is None else guidance_scale
-        num_inference_steps = self.defaults.steps if num_inference_steps is None else num_inference_steps
-        scheduler = self.defaults.scheduler if scheduler is None else scheduler
+        num_inference_steps, guidance_scale, scheduler = dataclasses.astuple(
+            self.defaults.override(num_inference_steps, guidance_scale, scheduler)
+        )
         prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, list | tuple) else []
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompt must be a string or a non-empty list of strings")

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from diffusers import VQModel
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from t2i.autoencoder.model import load_autoencoder
@@ -46,14 +46,6 @@ def autoencoder_hash(model_dir: str | Path) -> str:
     return h.hexdigest()
 
 
-def file_sha1(path: Path) -> str:
-    """The content identity of one image file ("unreadable" when it cannot be read)."""
-    try:
-        return hashlib.sha1(path.read_bytes()).hexdigest()
-    except OSError:
-        return "unreadable"
-
-
 def _check_manifest(out: Path, expected: dict) -> None:
     manifest = json.loads((out / "cache.json").read_text())
     for key in IDENTITY:
@@ -69,12 +61,9 @@ def _shard_metadata(path: Path) -> dict:
         return f.metadata() or {}
 
 
-def _stale_reason(path: Path, sources: list[list[str]]) -> str | None:
-    """Why an existing shard cannot be reused for these images (None: it can)."""
-    try:
-        stored = json.loads(_shard_metadata(path).get("sources", "null"))
-    except Exception as error:  # safetensors raises its own error types for a damaged file
-        return f"unreadable ({error})"
+def _stale_reason(metadata: dict, sources: list[list[str]]) -> str | None:
+    """Why an existing shard (its metadata) cannot be reused for these images (None: it can)."""
+    stored = json.loads(metadata.get("sources", "null"))
     if stored is None:
         return "written without image hashes (an older t2i)"
     if stored == sources:
@@ -140,16 +129,20 @@ def cache_latents(
         _check_manifest(out, manifest)
     (out / "cache.json").write_text(json.dumps(manifest, indent=2))  # incomplete until num_shards is added
 
-    sources = [[r.id, file_sha1(r.image)] for r in data.records]
+    sources = [[r.id, r.sha1] for r in data.records]  # hashed by the dataset scan, which read every file
     starts = range(0, len(data), shard_size)
     ids: list[str] = []
     for number, start in enumerate(tqdm(starts, desc="cache latents", unit="shard")):
         path = out / f"shard-{number:05d}.safetensors"
         covered = sources[start : start + shard_size]
         if path.exists():
-            reason = _stale_reason(path, covered)
+            try:
+                metadata = _shard_metadata(path)
+                reason = _stale_reason(metadata, covered)
+            except Exception as error:  # safetensors raises its own error types for a damaged file
+                reason = f"unreadable ({error})"
             if reason is None:  # completed by an earlier run, for these very files
-                ids += json.loads(_shard_metadata(path)["ids"])
+                ids += json.loads(metadata["ids"])
                 continue
             log.warning("latent cache %s: re-encoding shard %d: %s", out, number, reason)
         tensors, shard_ids = _encode_shard(
@@ -200,7 +193,12 @@ class LatentCache:
             raise ValueError(f"latent cache {self.path} is incomplete ({found}): re-run `t2i cache latents`")
         lines = (self.path / "records.jsonl").read_text(encoding="utf-8").splitlines()
         self.records = [json.loads(line) for line in lines]
-        ids = [i for s in shards for i in json.loads(_shard_metadata(s)["ids"])]
+        ids, parts = [], []
+        for shard in shards:  # one read per shard: its row ids and its tensors
+            with safe_open(shard, "pt") as f:
+                ids += json.loads(f.metadata()["ids"])
+                if f.keys():  # a shard of unreadable images is empty
+                    parts.append({k: f.get_tensor(k) for k in f.keys()})
         record_ids = [r["id"] for r in self.records]
         if ids != record_ids:
             row = next(
@@ -211,7 +209,6 @@ class LatentCache:
                 f"latent cache {self.path} is inconsistent: its shards and records.jsonl disagree at row {row} "
                 f"({len(ids)} latents, {len(record_ids)} records): re-run `t2i cache latents`"
             )
-        parts = [part for part in (load_file(s) for s in shards) if part]  # a shard of unreadable images is empty
         self.tensors = {k: torch.cat([p[k] for p in parts]) for k in (parts[0] if parts else ())}
 
     def __len__(self) -> int:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, hinge_d_loss, reconstruction_loss
 from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
-from t2i.checkpoint import StopOnInterrupt, TrainingStopped, resume_state, save_checkpoint
+from t2i.checkpoint import StopOnInterrupt, resume_state, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, save_config, validate
 from t2i.data.datasets import EpochStream, ImageCaptionDataset, split_of, step_batches
 from t2i.grid import make_grid, to_pil
@@ -197,8 +197,7 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
                 plot_losses(history, out / "samples" / "losses.png", ["rec", "reg", "g", "d"], "autoencoder")
             if step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested:
                 save(step)
-            if stop.requested and step < tc.steps:
-                raise TrainingStopped(f"stopped at step {step} of {tc.steps}; re-run the same command to resume")
+            stop.stop_if_requested(step, tc.steps)
     progress.close()
     accelerator.end_training()
 

@@ -12,6 +12,7 @@ training run never crashes halfway and never trains silently on garbage.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -52,6 +54,7 @@ class Record:
     image: Path
     captions: list[str]
     attributes: dict[str, int] | None = None
+    sha1: str = ""  # of the image file's bytes, set by the scan (the latent cache's content identity)
 
 
 @dataclass
@@ -241,7 +244,7 @@ def list_records(path: Path) -> tuple[str, list[Record], dict[str, list[str]]]:
     return source, records, problems
 
 
-def open_rgb(path: Path) -> tuple[Image.Image, str]:
+def open_rgb(path: Path | BinaryIO) -> tuple[Image.Image, str]:
     """Decode an image fully and convert it to 8-bit RGB; returns the image and its original mode."""
     with Image.open(path) as image:
         image.load()
@@ -257,26 +260,29 @@ def open_rgb(path: Path) -> tuple[Image.Image, str]:
         return image.convert("RGB"), mode
 
 
-def check_image(path: Path, size: int) -> tuple[str | None, str, tuple[int, int] | None]:
-    """(problem or None, original mode, (width, height)) for one image file."""
+def check_image(path: Path, size: int) -> tuple[str | None, str, tuple[int, int] | None, str]:
+    """(problem or None, original mode, (width, height), sha1 of the file's bytes) for one image file; the
+    file is read once, and its hash is the content identity the latent cache keys its shards on."""
     if not path.is_file():
-        return "missing_image", "", None
-    if path.stat().st_size == 0:
-        return "empty_file", "", None
+        return "missing_image", "", None, ""
+    data = path.read_bytes()
+    if not data:
+        return "empty_file", "", None, ""
+    sha1 = hashlib.sha1(data).hexdigest()
     try:
-        image, mode = open_rgb(path)
+        image, mode = open_rgb(io.BytesIO(data))
     except Image.DecompressionBombError:
-        return "too_large", "", None
+        return "too_large", "", None, sha1
     except UnidentifiedImageError:
-        return "unreadable_image", "", None
+        return "unreadable_image", "", None, sha1
     except (OSError, SyntaxError, ValueError):
-        return "corrupt_image", "", None
+        return "corrupt_image", "", None, sha1
     if min(image.size) < size:
-        return "too_small", mode, image.size
-    return None, mode, image.size
+        return "too_small", mode, image.size, sha1
+    return None, mode, image.size, sha1
 
 
-def _check_many(args: tuple[list[Path], int]) -> list[tuple[str | None, str, tuple[int, int] | None]]:
+def _check_many(args: tuple[list[Path], int]) -> list[tuple[str | None, str, tuple[int, int] | None, str]]:
     paths, size = args
     return [check_image(p, size) for p in paths]
 
@@ -294,7 +300,8 @@ def scan_dataset(path: str | Path, size: int, workers: int | None = None) -> Sca
     else:
         results = _check_many((paths, size))
     report = ScanReport(source, [], problems, size=size)
-    for record, (problem, mode, image_size) in zip(records, results, strict=True):
+    for record, (problem, mode, image_size, sha1) in zip(records, results, strict=True):
+        record.sha1 = sha1
         if image_size:
             report.sizes[image_size] += 1
         if problem:

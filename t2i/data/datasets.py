@@ -77,7 +77,7 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             raise ValueError(f"{path}: no usable images in split {split!r}")
         self.size, self.flip, self.random_caption, self.seed = size, flip, random_caption, seed
         self.epoch = 0
-        self.unreadable: dict[str, str] = {}  # image path -> error, for files that broke after the scan
+        self.unreadable: set[str] = set()  # paths of images that broke after the scan (skipped from then on)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -100,7 +100,7 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             try:
                 pixels = load_pixels(record.image, self.size, flip)
             except UNREADABLE as error:
-                self.unreadable[str(record.image)] = str(error)
+                self.unreadable.add(str(record.image))
                 log.warning("skipped %s: unreadable since the scan (%s); %d such files", record.image, error,
                             len(self.unreadable))  # fmt: skip
                 continue

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from t2i.autoencoder.cache import LatentCache
 from t2i.autoencoder.model import load_autoencoder
-from t2i.checkpoint import StopOnInterrupt, TrainingStopped, latest_checkpoint, resume_state, save_checkpoint
+from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_state, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, save_config, to_dict, validate
 from t2i.data.datasets import epoch_order
 from t2i.diffusion.text_cache import TextEmbeddingCache
@@ -300,8 +300,7 @@ def train_diffusion(
                 )
             if step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested:
                 save(step)
-            if stop.requested and step < tc.steps:
-                raise TrainingStopped(f"stopped at step {step} of {tc.steps}; re-run the same command to resume")
+            stop.stop_if_requested(step, tc.steps)
     progress.close()
     accelerator.end_training()
 

@@ -13,7 +13,7 @@ against the suite's assertions (the floor: what ignoring the text gets).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -341,9 +341,7 @@ def measure_alignment(
     from t2i.pipeline import Text2ImagePipeline
 
     pipe = Text2ImagePipeline.from_pretrained(model_dir)
-    steps = pipe.defaults.steps if steps is None else steps
-    scheduler = pipe.defaults.scheduler if scheduler is None else scheduler
-    guidance = pipe.defaults.guidance if guidance is None else guidance
+    steps, guidance, scheduler = astuple(pipe.defaults.override(steps, guidance, scheduler))
     classifier = load_classifier(classifier_dir)
     fractions = saved_split_fractions(model_dir)  # score on images the model did not train on
     if prompts_file:
