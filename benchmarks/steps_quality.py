@@ -18,7 +18,7 @@ import torch
 
 from t2i.eval.alignment import default_suite, generate_for_suite, summarize
 from t2i.eval.classifier import load_classifier
-from t2i.pipeline import Text2ImagePipeline
+from t2i.pipeline import SamplingSettings, Text2ImagePipeline
 
 from common import DEMO_MODEL, save
 
@@ -45,7 +45,8 @@ def main():
     def measure(scheduler: str, steps: int) -> dict:
         start = time.perf_counter()
         with torch.inference_mode():
-            images = generate_for_suite(pipe, cases, args.n_per_prompt, steps, scheduler, args.guidance, seed=0)
+            settings = SamplingSettings(steps, args.guidance, scheduler)
+            images = generate_for_suite(pipe, cases, args.n_per_prompt, settings, seed=0)
         seconds = time.perf_counter() - start
         result = summarize(cases, args.n_per_prompt, classifier.predict(images)[0], classifier.attributes)
         se = 100 * math.sqrt(result["alignment"] * (1 - result["alignment"]) / result["assertions"])

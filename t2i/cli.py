@@ -11,7 +11,7 @@ from pathlib import Path
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "weights" / "demo"
 CLASSIFIER = Path(__file__).resolve().parent.parent / "weights" / "classifier"
 SEEDS = 2**32 - 1  # the largest seed (image k of a request uses seed + k)
-MODEL_DEFAULT = "(None: the model's sampling.json, else 20 steps, guidance 3, dpm++)"
+MODEL_DEFAULT = "(None: the model's own default, from its sampling.json or its family)"
 
 
 def bounded(kind: type, low: float, high: float):
@@ -106,6 +106,22 @@ def _train_diffusion(args):
     print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
 
 
+def _train_pixel_diffusion(args):
+    from t2i.config import load_config
+    from t2i.pixel_diffusion.train import train_pixel_diffusion
+
+    model = train_pixel_diffusion(load_config(args.config), args.data, args.out, args.cache, args.overfit_batch)
+    print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
+
+
+def _train_gan(args):
+    from t2i.config import load_config
+    from t2i.gan.train import train_gan
+
+    model = train_gan(load_config(args.config), args.data, args.out, args.cache)
+    print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
+
+
 def _eval_autoencoder(args):
     from t2i.eval.autoencoder import evaluate_autoencoder
 
@@ -137,7 +153,7 @@ def _eval_alignment(args):
 
     result = measure_alignment(
         args.model, args.classifier, args.data, args.out, args.prompts, args.n_prompts, args.n_per_prompt,
-        args.steps, args.scheduler, args.guidance, args.seed, inception_weights=args.inception_weights,
+        sampling_flags(args), args.seed, inception_weights=args.inception_weights,
     )  # fmt: skip
     references = result["references"]
     print(format_table(result, references))
@@ -178,37 +194,44 @@ def _cache_latents(args):
     print(f"latent cache in {out}")
 
 
+def sampling_flags(args) -> dict:
+    """The sampling flags (`_add_sampling_flags`) as settings overrides; None where not given. A bad --scheduler
+    is named before any model loads."""
+    from t2i.pipeline import SCHEDULERS
+
+    if args.scheduler is not None and args.scheduler not in SCHEDULERS:
+        raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {args.scheduler!r}")
+    return {name: getattr(args, name) for name in ("steps", "guidance", "scheduler", "truncation")}
+
+
 def _generate(args):
+    import dataclasses
     import time
 
     from tqdm import tqdm
 
+    from t2i.families import load_pipeline
     from t2i.generate import generate_images, read_prompts_file
-    from t2i.pipeline import SCHEDULERS, Text2ImagePipeline
 
     if (args.prompt is None) == (args.prompts_file is None):
         raise ValueError("give a PROMPT or --prompts-file FILE (one of the two)")
-    if args.scheduler is not None and args.scheduler not in SCHEDULERS:
-        raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {args.scheduler!r}")
     prompts = read_prompts_file(args.prompts_file) if args.prompts_file else [
         {"prompt": args.prompt, "negative_prompt": args.negative}
     ]  # fmt: skip
     output_folder(args.out)  # checked before the model loads
+    given = sampling_flags(args)
     if any(not entry["prompt"].strip() for entry in prompts):
         print('note: an empty prompt "" makes unconditional images (whatever the model draws most often)')
-    pipe = Text2ImagePipeline.from_pretrained(args.model)
-    settings = pipe.defaults.override(args.steps, args.guidance, args.scheduler)
+    pipe = load_pipeline(args.model)
+    settings = pipe.defaults.override(**given)  # a flag of another family's setting: an error naming this one's
     start = time.perf_counter()
-    with tqdm(total=len(prompts) * settings.steps, desc="generate", unit="step") as bar:
+    with tqdm(total=len(prompts), desc="generate", unit="prompt", bar_format="{l_bar}{bar}| {n:.1f}/{total}") as bar:
         paths = generate_images(
-            pipe, prompts, args.out, args.n, args.seed, settings.steps, settings.guidance, settings.scheduler,
-            callback=lambda step, total: bar.update(),
-        )  # fmt: skip
+            pipe, prompts, args.out, args.n, args.seed, settings, callback=lambda step, total: bar.update(1 / total)
+        )
     print("\n".join(str(p) for p in paths))
-    print(
-        f"{len(prompts) * args.n} image(s) in {time.perf_counter() - start:.1f} s "
-        f"({settings.steps} {settings.scheduler} steps, guidance {settings.guidance})"
-    )
+    used = ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(settings).items())
+    print(f"{len(prompts) * args.n} image(s) in {time.perf_counter() - start:.1f} s ({pipe.family}: {used})")
 
 
 def _export(args):
@@ -241,6 +264,25 @@ def _add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
     p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (the committed one)")
     p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
+
+
+def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    """The sampling settings of every model family (t2i.families); a model takes those of its own family."""
+    p.add_argument(
+        "--steps", type=bounded(int, 1, 1000), default=None, help=f"diffusion: sampler steps {MODEL_DEFAULT}"
+    )
+    p.add_argument(
+        "--guidance",
+        type=bounded(float, 0, 50),
+        default=None,
+        help=f"diffusion: guidance scale, 1 = off {MODEL_DEFAULT}",
+    )
+    p.add_argument(
+        "--scheduler", default=None, help=f"diffusion: dpm++, ddim, ddpm, euler, euler-a or unipc {MODEL_DEFAULT}"
+    )
+    p.add_argument(
+        "--truncation", type=bounded(float, 0, 2), default=None, help=f"gan: noise scale psi {MODEL_DEFAULT}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,6 +327,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-encoder", default=None, help="local BERT/CLIP folder (None: text.path, else MiniLM)")
     p.add_argument("--overfit-batch", action="store_true", help="sanity check: train on one batch only")
     p.set_defaults(func=_train_diffusion)
+    p = train.add_parser("pixel-diffusion", help="milestone: DDPM in pixel space, no autoencoder (resumes)")
+    p.add_argument("--config", required=True, help="YAML config with family: pixel-diffusion (configs/pixel.yaml)")
+    p.add_argument("--data", required=True, help="dataset folder or manifest")
+    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, logs/, model/")
+    p.add_argument("--cache", default=None, help="caption-embedding cache folder (None: OUT/cache); shared by runs")
+    p.add_argument("--overfit-batch", action="store_true", help="sanity check: train on one batch only")
+    p.set_defaults(func=_train_pixel_diffusion)
+    p = train.add_parser("gan", help="milestone: GAN-CLS, a text-conditional DCGAN (resumes from OUT/checkpoints)")
+    p.add_argument("--config", required=True, help="YAML config with family: gan (configs/gan.yaml)")
+    p.add_argument("--data", required=True, help="dataset folder or manifest")
+    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, model/")
+    p.add_argument("--cache", default=None, help="caption-embedding cache folder (None: OUT/cache); shared by runs")
+    p.set_defaults(func=_train_gan)
 
     evaluate = commands.add_parser("eval", help="measure a model").add_subparsers(dest="what", required=True)
     p = evaluate.add_parser("autoencoder", help="PSNR, SSIM, reconstruction grid, VQ codebook usage")
@@ -315,9 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-prompts", type=bounded(int, 2, 10**5), default=64, help="size of the default suite (half held out)"
     )
     p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="images per prompt")
-    p.add_argument("--steps", type=bounded(int, 1, 1000), default=None, help=f"sampler steps {MODEL_DEFAULT}")
-    p.add_argument("--scheduler", default=None, help=f"dpm++, ddim, ddpm, euler, euler-a or unipc {MODEL_DEFAULT}")
-    p.add_argument("--guidance", type=bounded(float, 0, 50), default=None, help=f"guidance scale {MODEL_DEFAULT}")
+    _add_sampling_flags(p)
     p.add_argument(
         "--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images (image j: seed + j)"
     )
@@ -356,11 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative", default="", help="negative prompt (what to steer away from)")
     p.add_argument("--prompts-file", default=None, help="many prompts: a line each, or JSONL {prompt, negative_prompt}")
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
-    p.add_argument("--steps", type=bounded(int, 1, 1000), default=None, help=f"sampler steps {MODEL_DEFAULT}")
-    p.add_argument(
-        "--guidance", type=bounded(float, 0, 50), default=None, help=f"guidance scale, 1 = off {MODEL_DEFAULT}"
-    )
-    p.add_argument("--scheduler", default=None, help=f"dpm++, ddim, ddpm, euler, euler-a or unipc {MODEL_DEFAULT}")
+    _add_sampling_flags(p)
     p.add_argument(
         "--seed", type=bounded(int, 0, SEEDS), default=0, help="seed of the first image; image k uses seed + k"
     )

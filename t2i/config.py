@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from t2i.families import FAMILIES
+
 
 @dataclass
 class DataConfig:
@@ -84,9 +86,11 @@ class UNetConfig:
 @dataclass
 class DiffusionConfig:
     num_train_timesteps: int = 1000  # T
-    beta_start: float = 0.00085  # Stable Diffusion's scaled-linear β schedule ...
-    beta_end: float = 0.012  # ... β_t = (linspace(√β_start, √β_end, T))²
+    beta_schedule: str = "scaled_linear"  # SD: β_t = (linspace(√β_start, √β_end, T))²; DDPM: "linear"
+    beta_start: float = 0.00085  # β_1 (DDPM in pixel space: 1e-4)
+    beta_end: float = 0.012  # β_T (DDPM in pixel space: 0.02)
     prediction_type: str = "epsilon"  # "epsilon" (ε) or "v_prediction" (v = √ᾱ ε − √(1−ᾱ) z0)
+    clip_sample: bool = False  # samplers clip the predicted x0 to [-1, 1] (DDPM's choice in pixel space)
 
 
 @dataclass
@@ -118,7 +122,33 @@ class DiffusionTrainConfig:
 
 
 @dataclass
+class GANConfig:
+    noise_dim: int = 100  # z ~ N(0, I)
+    text_projection: int = 128  # the sentence embedding is projected to this many features (Reed et al.: 128)
+    generator_channels: int = 64  # width of the generator's last (highest-resolution) block; doubles per level down
+    discriminator_channels: int = 64  # width of the discriminator's first block; doubles per level down
+
+
+@dataclass
+class GANTrainConfig:
+    steps: int = 20000  # optimizer steps (each: one discriminator and one generator update)
+    batch_size: int = 64  # images per step
+    lr: float = 2e-4  # Adam, both networks (DCGAN)
+    beta1: float = 0.5  # Adam β1 (DCGAN)
+    interpolation_weight: float = 1.0  # GAN-INT: generator term on embeddings halfway between two captions
+    captions_per_image: int | None = None  # train on the first K captions of each image (None = all)
+    seed: int = 0
+    log_every: int = 20  # steps between logged scalars
+    sample_every: int = 500  # steps between sample grids and loss plots
+    checkpoint_every: int = 500  # steps between checkpoints
+    keep_checkpoints: int = 3
+    sample_prompts: tuple[str, ...] = ()  # prompts of the sample grid; () = first captions of 8 held-out images
+    sample_seed: int = 0
+
+
+@dataclass
 class Config:
+    family: str = "latent-diffusion"  # the model family this config trains (one of FAMILIES)
     data: DataConfig = field(default_factory=DataConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     autoencoder_training: AutoencoderTrainConfig = field(default_factory=AutoencoderTrainConfig)
@@ -126,6 +156,8 @@ class Config:
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     diffusion_training: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
+    gan: GANConfig = field(default_factory=GANConfig)  # family gan only
+    gan_training: GANTrainConfig = field(default_factory=GANTrainConfig)  # family gan only
 
 
 LR_SCHEDULES = {
@@ -196,10 +228,18 @@ def validate(config: Config) -> None:
     """Range and consistency checks over every field; a ValueError naming the first field that fails."""
     d, a, at, tx, u, df, dt = (config.data, config.autoencoder, config.autoencoder_training, config.text,
                                config.unet, config.diffusion, config.diffusion_training)  # fmt: skip
-    f = a.downsample_factor
+    g, gt = config.gan, config.gan_training
     unet_factor = 2 ** (len(u.channels) - 1)
+    if config.family == "latent-diffusion":
+        f, why = (
+            a.downsample_factor,
+            f"autoencoder f={a.downsample_factor} times the UNet's {unet_factor}x downsampling",
+        )
+    else:  # pixel space (and a GAN, whose own rule is stricter): no autoencoder
+        f, why = 1, f"the UNet's {unet_factor}x downsampling"
     precisions = ("no", "bf16", "fp16")
     rules = [
+        ("family", config.family in FAMILIES, f"must be one of {list(FAMILIES)}"),
         ("data.image_size", d.image_size >= 8, "must be >= 8"),
         (
             "data.split_fractions",
@@ -226,7 +266,7 @@ def validate(config: Config) -> None:
         (
             "data.image_size",
             d.image_size % (f * unet_factor) == 0,
-            f"must be a multiple of {f * unet_factor} (autoencoder f={f} times the UNet's {unet_factor}x downsampling)",
+            f"must be a multiple of {f * unet_factor} ({why})",
         ),
         ("text.kind", tx.kind in ("pretrained", "scratch"), "must be 'pretrained' or 'scratch'"),
         ("text.max_tokens", 2 <= tx.max_tokens <= 512, "must be between 2 and 512"),
@@ -246,6 +286,11 @@ def validate(config: Config) -> None:
             "must divide every entry of unet.channels",
         ),
         ("diffusion.num_train_timesteps", df.num_train_timesteps >= 2, "must be >= 2"),
+        (
+            "diffusion.beta_schedule",
+            df.beta_schedule in ("scaled_linear", "linear"),
+            "must be 'scaled_linear' or 'linear'",
+        ),
         ("diffusion.beta_end", 0 < df.beta_start < df.beta_end < 1, "must satisfy 0 < beta_start < beta_end < 1"),
         (
             "diffusion.prediction_type",
@@ -276,25 +321,57 @@ def validate(config: Config) -> None:
         ("autoencoder_training.disc_layers", at.disc_layers >= 1, "must be >= 1"),
         ("autoencoder_training.scale_samples", at.scale_samples >= 1, "must be >= 1"),
     ]
-    for section, tc in (("autoencoder_training", at), ("diffusion_training", dt)):
+    if config.family == "gan":
+        size = d.image_size
+        rules += [
+            ("data.image_size", size >= 16 and size & (size - 1) == 0, "must be a power of 2 >= 16 for the gan family"),
+            ("text.kind", tx.kind == "pretrained", "must be 'pretrained' for the gan family (a frozen encoder)"),
+            ("gan.noise_dim", g.noise_dim >= 1, "must be >= 1"),
+            ("gan.text_projection", g.text_projection >= 1, "must be >= 1"),
+            ("gan.generator_channels", g.generator_channels >= 1, "must be >= 1"),
+            ("gan.discriminator_channels", g.discriminator_channels >= 1, "must be >= 1"),
+            (
+                "gan_training.batch_size",
+                gt.batch_size >= 2,
+                "must be >= 2 (the mismatched captions come from the batch)",
+            ),
+            ("gan_training.beta1", 0 <= gt.beta1 < 1, "must be in [0, 1)"),
+            ("gan_training.interpolation_weight", gt.interpolation_weight >= 0, "must be >= 0"),
+            (
+                "gan_training.captions_per_image",
+                gt.captions_per_image is None or gt.captions_per_image >= 1,
+                "must be >= 1 or null",
+            ),
+        ]
+    for section, tc in (("autoencoder_training", at), ("diffusion_training", dt), ("gan_training", gt)):
         rules += [
             (f"{section}.steps", tc.steps >= 1, "must be >= 1"),
             (f"{section}.lr", tc.lr > 0, "must be > 0"),
-            (f"{section}.warmup_steps", tc.warmup_steps >= 0, "must be >= 0"),
-            (f"{section}.lr_schedule", tc.lr_schedule in LR_SCHEDULES, "must be 'cosine' or 'constant'"),
-            (f"{section}.mixed_precision", tc.mixed_precision in precisions, f"must be one of {precisions}"),
             (f"{section}.log_every", tc.log_every >= 1, "must be >= 1"),
             (f"{section}.sample_every", tc.sample_every >= 1, "must be >= 1"),
             (f"{section}.checkpoint_every", tc.checkpoint_every >= 1, "must be >= 1"),
             (f"{section}.keep_checkpoints", tc.keep_checkpoints >= 1, "must be >= 1"),
         ]
+    for section, tc in (("autoencoder_training", at), ("diffusion_training", dt)):
+        rules += [
+            (f"{section}.warmup_steps", tc.warmup_steps >= 0, "must be >= 0"),
+            (f"{section}.lr_schedule", tc.lr_schedule in LR_SCHEDULES, "must be 'cosine' or 'constant'"),
+            (f"{section}.mixed_precision", tc.mixed_precision in precisions, f"must be one of {precisions}"),
+        ]
     weights = ("l1_weight", "l2_weight", "kl_weight", "vq_commitment", "lpips_weight", "disc_weight")
     rules += [(f"autoencoder_training.{w}", getattr(at, w) >= 0, "must be >= 0") for w in weights]
     for name, ok, requirement in rules:
         if not ok:
-            section, field_name = name.split(".")
-            value = getattr(getattr(config, section), field_name)
+            section, _, field_name = name.partition(".")
+            value = getattr(config, section) if not field_name else getattr(getattr(config, section), field_name)
             raise ValueError(f"{name} {requirement}, got {value!r}")
+
+
+def require_family(config: Config, family: str) -> None:
+    """A ValueError when a trainer is given another family's config (each family has its own command)."""
+    if config.family != family:
+        command = "autoencoder` then `t2i train diffusion" if config.family == "latent-diffusion" else config.family
+        raise ValueError(f"this config is for the {config.family} family: train it with `t2i train {command}`")
 
 
 def load_config(path: str | Path) -> Config:

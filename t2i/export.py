@@ -14,12 +14,20 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 
+from t2i.families import model_family
 from t2i.pipeline import Text2ImagePipeline, make_scheduler
 from t2i.text import PretrainedTextEncoder
 
 
+def require_families(model_dir: str | Path, families: list[str], what: str) -> None:
+    family = model_family(model_dir)
+    if family not in families:
+        raise ValueError(f"{model_dir} is a {family} model; only {' and '.join(families)} models export to {what}")
+
+
 def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str = "dpm++") -> Path:
     """Write model_dir as a StableDiffusionPipeline folder whose scheduler is `scheduler`."""
+    require_families(model_dir, ["latent-diffusion"], "diffusers' StableDiffusionPipeline")
     pipe = Text2ImagePipeline.from_pretrained(model_dir)
     if not isinstance(pipe.vae, AutoencoderKL):
         raise ValueError("diffusers' StableDiffusionPipeline needs an AutoencoderKL; this model has a VQ autoencoder")
@@ -45,6 +53,7 @@ def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str 
 def export_t2i_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
     """A copy of model_dir with the UNet stored in float16 (half the bytes; loaded back as float32)."""
     model_dir, out = Path(model_dir), Path(out_dir)
+    require_families(model_dir, ["latent-diffusion", "pixel-diffusion"], "a float16 UNet copy")
     Text2ImagePipeline.from_pretrained(model_dir)  # refuse to copy something that does not load
     shutil.copytree(model_dir, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("unet"))
     unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", use_safetensors=True)

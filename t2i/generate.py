@@ -2,21 +2,23 @@
 
 Each PNG carries a `parameters` chunk in the format Stable Diffusion web UIs write and read
 ("PROMPT\\nNegative prompt: ...\\nSteps: 20, Sampler: dpm++, CFG scale: 3.0, Seed: 7, Size: 64x64,
-Model hash: ..., Model: ...") and a `t2i` chunk with the same values as JSON.
+Model hash: ..., Model: ..."; a GAN's "Truncation: 1.0" in place of the sampler settings) and a `t2i`
+chunk with the same values as JSON. Any family's pipeline (t2i.families) works here.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image, PngImagePlugin
 
 from t2i.grid import make_grid
-from t2i.pipeline import Text2ImagePipeline
+
+WEB_UI_NAMES = {"steps": "Steps", "scheduler": "Sampler", "guidance": "CFG scale"}  # the web UIs' own labels
 
 
 @dataclass
@@ -24,17 +26,18 @@ class GenerationParameters:
     prompt: str
     negative_prompt: str
     seed: int
-    steps: int
-    scheduler: str
-    guidance: float
     size: int
     model: str
     model_hash: str
+    family: str  # the model family (t2i.families)
+    settings: dict  # the family's sampling settings, e.g. {"steps": 20, "guidance": 3.0, "scheduler": "dpm++"}
 
     def web_ui_text(self) -> str:
+        order = list(WEB_UI_NAMES)  # the web UIs' order first: "Steps: 20, Sampler: dpm++, CFG scale: 3.0"
+        ranked = sorted(self.settings.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+        settings = ", ".join(f"{WEB_UI_NAMES.get(k, k.capitalize())}: {v}" for k, v in ranked)
         return (
-            f"{self.prompt}\nNegative prompt: {self.negative_prompt}\n"
-            f"Steps: {self.steps}, Sampler: {self.scheduler}, CFG scale: {self.guidance}, Seed: {self.seed}, "
+            f"{self.prompt}\nNegative prompt: {self.negative_prompt}\n{settings}, Seed: {self.seed}, "
             f"Size: {self.size}x{self.size}, Model hash: {self.model_hash}, Model: {self.model}"
         )
 
@@ -60,7 +63,11 @@ def read_png_parameters(path: str | Path) -> GenerationParameters:
         text = image.text.get("t2i")
     if text is None:
         raise ValueError(f"{path}: no t2i generation parameters in this PNG")
-    return GenerationParameters(**json.loads(text))
+    values = json.loads(text)
+    if "settings" not in values:  # written before model families: a latent diffusion model's settings at the top
+        values["settings"] = {k: values.pop(k) for k in ("steps", "guidance", "scheduler")}
+        values["family"] = "latent-diffusion"
+    return GenerationParameters(**values)
 
 
 def read_prompts_file(path: str | Path) -> list[dict]:
@@ -98,47 +105,30 @@ def slug(text: str, length: int = 40) -> str:
 
 
 def generate_with_parameters(
-    pipe: Text2ImagePipeline,
-    prompt: str,
-    negative_prompt: str = "",
-    n: int = 1,
-    seed: int = 0,
-    steps: int | None = None,
-    guidance: float | None = None,
-    scheduler: str | None = None,
-    callback=None,
+    pipe, prompt: str, negative_prompt: str = "", n: int = 1, seed: int = 0, settings=None, callback=None
 ) -> list[tuple[Image.Image, GenerationParameters]]:
-    """n images of one prompt (image k has seed + k), each with the parameters that make it again.
-    Settings left as None are the model's defaults (`pipe.defaults`)."""
-    steps, guidance, scheduler = astuple(pipe.defaults.override(steps, guidance, scheduler))
+    """n images of one prompt (image k has seed + k) from any family's pipeline, each with the parameters that
+    make it again. `settings`: the family's sampling settings (None: the model's defaults, `pipe.defaults`)."""
+    settings = settings or pipe.defaults
     images = pipe(
         prompt,
         negative_prompt=negative_prompt,
-        guidance_scale=guidance,
-        num_inference_steps=steps,
-        scheduler=scheduler,
         seed=seed,
         num_images_per_prompt=n,
         callback=callback,
+        settings=settings,
     )
+    values = asdict(settings)
     return [
         (image, GenerationParameters(
-            prompt, negative_prompt, seed + k, steps, scheduler, guidance, image.width, pipe.name, pipe.hash
+            prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash, pipe.family, values
         ))
         for k, image in enumerate(images)
     ]  # fmt: skip
 
 
 def generate_images(
-    pipe: Text2ImagePipeline,
-    prompts: list[dict],
-    out_dir: str | Path,
-    n: int = 1,
-    seed: int = 0,
-    steps: int | None = None,
-    guidance: float | None = None,
-    scheduler: str | None = None,
-    callback=None,
+    pipe, prompts: list[dict], out_dir: str | Path, n: int = 1, seed: int = 0, settings=None, callback=None
 ) -> list[Path]:
     """n images per prompt (image k of a prompt has seed + k) as PNGs with parameters; a grid per prompt
     when n > 1, and `grid.png` (a row per prompt) when there are several prompts.
@@ -148,9 +138,7 @@ def generate_images(
     out.mkdir(parents=True, exist_ok=True)
     written, grids, rows, labels, cells = [], [], [], [], []
     for number, entry in enumerate(prompts):
-        made = generate_with_parameters(
-            pipe, entry["prompt"], entry["negative_prompt"], n, seed, steps, guidance, scheduler, callback
-        )
+        made = generate_with_parameters(pipe, entry["prompt"], entry["negative_prompt"], n, seed, settings, callback)
         stem = f"{number:04d}-{slug(entry['prompt'])}"
         for image, parameters in made:
             written.append(out / f"{stem}-seed{parameters.seed}.png")

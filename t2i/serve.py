@@ -1,8 +1,9 @@
 """`t2i serve`: one model in memory behind an HTTP API and a web page.
 
     GET  /              the web page (prompt, settings, Generate, progress, gallery, downloads)
-    POST /v1/generate   {prompt, negative_prompt, steps, guidance, scheduler, seed, n} -> PNGs (base64)
-    GET  /v1/model      what is loaded: name, hash, size, schedulers, defaults, limits
+    POST /v1/generate   {prompt, negative_prompt, seed, n, and the family's settings (diffusion: steps, guidance,
+                        scheduler; GAN: truncation)} -> PNGs (base64)
+    GET  /v1/model      what is loaded: name, hash, family, size, its settings with their ranges, defaults, limits
     GET  /v1/progress   the running generation's step and how many requests wait
     GET  /healthz       liveness, answered even while generating
     GET  /openapi.json  the schema (FastAPI); /docs renders it with Swagger UI served from the package (no CDN)
@@ -12,7 +13,7 @@ Generation runs on one worker thread, off the event loop: requests queue in fron
 denoising step; a request whose client has gone away is dropped at the next step. Before any body is
 read, the API key is checked (in constant time, on the header's bytes) and the body's size is bounded;
 the request head and body each must arrive within `read_timeout_s`. Errors never echo the input back.
-Requests name no files: the model is fixed when the server starts.
+Requests name no files: the model (of any family, t2i.families) is fixed when the server starts.
 """
 
 import asyncio
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+import torch
 from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -35,8 +37,8 @@ from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
+from t2i.families import load_pipeline
 from t2i.generate import generate_with_parameters, save_png
-from t2i.pipeline import MAX_GUIDANCE, SCHEDULERS, SamplingSettings, Text2ImagePipeline
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
@@ -79,23 +81,31 @@ def _unicode(text: str) -> str:
 Text = Annotated[str, AfterValidator(_unicode)]
 
 
-def request_model(limits: ServeLimits, defaults: SamplingSettings) -> type[BaseModel]:
-    """The request body with this server's limits and the model's defaults in its schema (/openapi.json)."""
+def setting_fields(limits: ServeLimits, defaults) -> dict:
+    """One request field per sampling setting of the model's family, its default the model's own and its range
+    the setting's (steps also capped by the server's limit)."""
+    fields = {}
+    for spec in type(defaults).describe():
+        name, default = spec["name"], getattr(defaults, spec["name"])
+        if spec["choices"]:
+            fields[name] = (Literal[spec["choices"]], Field(default, description=spec["help"]))
+            continue
+        high = min(spec["high"], limits.max_steps) if name == "steps" else spec["high"]
+        kind = int if spec["type"] == "int" else float
+        fields[name] = (kind, Field(default, ge=spec["low"], le=high, allow_inf_nan=False, description=spec["help"]))
+    return fields
+
+
+def request_model(limits: ServeLimits, defaults) -> type[BaseModel]:
+    """The request body with this server's limits and the model's settings and defaults in its schema."""
     return create_model(
         "GenerateRequest",
         __config__=ConfigDict(extra="forbid"),
         prompt=(Text, Field(max_length=limits.max_prompt_chars, description="the description; '' = unconditional")),
         negative_prompt=(Text, Field("", max_length=limits.max_prompt_chars, description="what to steer away from")),
-        steps=(int, Field(defaults.steps, ge=1, le=limits.max_steps, description="sampler steps")),
-        guidance=(
-            float,
-            Field(
-                defaults.guidance, ge=0, le=MAX_GUIDANCE, allow_inf_nan=False, description="classifier-free guidance"
-            ),
-        ),
-        scheduler=(Literal[tuple(SCHEDULERS)], Field(defaults.scheduler, description="the sampler")),
         seed=(int | None, Field(None, ge=0, le=2**32 - 1, description="seed of the first image; none = random")),
         n=(int, Field(1, ge=1, le=limits.max_images, description="number of images")),
+        **setting_fields(limits, defaults),
     )
 
 
@@ -178,11 +188,12 @@ def head_timeout_protocol(seconds: float):
 class Worker:
     """The one generation thread, the count of requests in the system, and the running one's progress."""
 
-    def __init__(self, pipe: Text2ImagePipeline):
+    def __init__(self, pipe):
         self.pipe = pipe
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         self.in_system = 0  # running + waiting; changed only on the event loop
         self.progress = {"step": 0, "total": 0}
+        self.settings = [f.name for f in dataclasses.fields(pipe.defaults)]
 
     def run(self, body: dict, deadline: float, gone: threading.Event) -> list[ImageOut]:
         def check(step: int, total: int) -> None:
@@ -194,10 +205,10 @@ class Worker:
 
         check(0, 0)  # waited too long in the queue, or the client left while waiting
         try:
+            settings = dataclasses.replace(self.pipe.defaults, **{k: body[k] for k in self.settings})
             made = generate_with_parameters(
-                self.pipe, body["prompt"], body["negative_prompt"], body["n"], body["seed"], body["steps"],
-                body["guidance"], body["scheduler"], callback=check,
-            )  # fmt: skip
+                self.pipe, body["prompt"], body["negative_prompt"], body["n"], body["seed"], settings, check
+            )
         finally:
             self.progress = {"step": 0, "total": 0}
         out = []
@@ -214,7 +225,7 @@ async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
     gone.set()
 
 
-def create_app(pipe: Text2ImagePipeline, limits: ServeLimits | None = None, api_key: str | None = None):
+def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = None):
     limits = limits or ServeLimits()
     worker = Worker(pipe)
     GenerateRequest = request_model(limits, pipe.defaults)
@@ -244,14 +255,16 @@ def create_app(pipe: Text2ImagePipeline, limits: ServeLimits | None = None, api_
 
     @app.get("/v1/model", dependencies=keyed, responses=unauthorized)
     def model() -> dict:
-        parameters = sum(p.numel() for m in (pipe.unet, pipe.vae) for p in m.parameters())
-        size = pipe.unet.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        networks = [m for m in vars(pipe).values() if isinstance(m, torch.nn.Module) and m is not pipe.text_encoder]
+        settings = GenerateRequest.model_json_schema()["properties"]
         return {
             "name": pipe.name,
             "hash": pipe.hash,
-            "image_size": size,
-            "parameters": parameters,
-            "schedulers": list(SCHEDULERS),
+            "family": pipe.family,
+            "image_size": pipe.image_size,
+            "parameters": sum(p.numel() for m in networks for p in m.parameters()),  # without the frozen text encoder
+            "settings": [spec | {"schema": settings[spec["name"]]} for spec in type(pipe.defaults).describe()],
+            "takes_negative_prompt": pipe.takes_negative_prompt,
             "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
             "limits": vars(limits),
             "api_key_required": bool(api_key),
@@ -307,7 +320,7 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 7860, api_
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach this machine can use the server"
               + ("" if api_key else " (no --api-key set)"))  # fmt: skip
-    app = create_app(Text2ImagePipeline.from_pretrained(model_dir), limits, api_key)
+    app = create_app(load_pipeline(model_dir), limits, api_key)
     print(f"t2i serving {model_dir} at http://{host}:{port}/ (API docs at /docs)")
     protocol = head_timeout_protocol(limits.read_timeout_s)
     uvicorn.run(app, host=host, port=port, log_level="info", http=protocol, timeout_keep_alive=5)

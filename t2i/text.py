@@ -99,6 +99,14 @@ class ScratchTextEncoder(nn.Module):
         return self.norm(h), mask
 
 
+def sentence_embedding(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """One vector per caption: the mean of its token states over real tokens, L2-normalized (all-MiniLM-L6-v2's
+    own sentence embedding, which puts paraphrases close together)."""
+    mask = mask.to(states.dtype).unsqueeze(-1)
+    mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return torch.nn.functional.normalize(mean, dim=-1)
+
+
 def load_text_encoder(config: TextConfig) -> nn.Module:
     """kind "pretrained": the folder at `config.path` (default: the packaged MiniLM); "scratch": a new transformer."""
     folder = Path(config.path) if config.path else default_text_encoder_path()

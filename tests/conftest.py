@@ -50,6 +50,31 @@ def tiny_model(tmp_path_factory, trained_tiny, tiny_cache):
 
 
 @pytest.fixture(scope="session")
+def text_cache_dir(tmp_path_factory):
+    """One caption-embedding cache folder shared by the tiny runs of every family (each caption encoded once)."""
+    return tmp_path_factory.mktemp("text_cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_gan(tmp_path_factory, tiny_faces, text_cache_dir):
+    """A tiny GAN-CLS model folder (configs/gan-tiny.yaml, 30 steps)."""
+    from t2i.config import load_config
+    from t2i.gan.train import train_gan
+
+    return train_gan(load_config("configs/gan-tiny.yaml"), tiny_faces, tmp_path_factory.mktemp("gan"), text_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_pixel(tmp_path_factory, tiny_faces, text_cache_dir):
+    """A tiny pixel-space DDPM model folder (configs/pixel-tiny.yaml, 30 steps)."""
+    from t2i.config import load_config
+    from t2i.pixel_diffusion.train import train_pixel_diffusion
+
+    out = tmp_path_factory.mktemp("pixel")
+    return train_pixel_diffusion(load_config("configs/pixel-tiny.yaml"), tiny_faces, out, text_cache_dir)
+
+
+@pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory, tiny_faces):
     """An attribute classifier trained briefly on the tiny faces: (folder, info)."""
     from t2i.eval.classifier import ClassifierConfig, train_classifier

@@ -15,4 +15,6 @@ def test_demo_runs_every_stage_and_says_what_to_expect(tmp_path, capsys):
     assert "demo done in" in out and "What to expect" in out
     assert SamplingSettings.of_model(results["diffusion model"]) == SamplingSettings(steps=10, guidance=5.0)
     grid = results["generated images (grid.png: a row per prompt)"]
-    assert grid.name == "grid.png" and read_png_parameters(next(grid.parent.glob("*-seed0.png"))).steps == 10
+    assert (
+        grid.name == "grid.png" and read_png_parameters(next(grid.parent.glob("*-seed0.png"))).settings["steps"] == 10
+    )

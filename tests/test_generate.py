@@ -13,8 +13,9 @@ def test_generate_writes_pngs_that_record_their_parameters(tiny_model, tmp_path,
     first, second = sorted(tmp_path.glob("*-seed*.png"))
     assert len(list(tmp_path.glob("*-grid.png"))) == 1 and "image(s) in" in capsys.readouterr().out
     parameters = read_png_parameters(second)
+    settings = {"steps": 3, "guidance": 3.0, "scheduler": "dpm++"}
     assert parameters == GenerationParameters(
-        "She wears eyeglasses.", "a hat", 8, 3, "dpm++", 3.0, 32, tiny_model.name, parameters.model_hash
+        "She wears eyeglasses.", "a hat", 8, 32, tiny_model.name, parameters.model_hash, "latent-diffusion", settings
     )
     text = Image.open(first).text["parameters"]
     assert text.startswith("She wears eyeglasses.\nNegative prompt: a hat\nSteps: 3, Sampler: dpm++, CFG scale: 3.0")
@@ -94,13 +95,13 @@ def test_model_sampling_json_sets_the_defaults_everywhere(tiny_model, tmp_path, 
     SamplingSettings(steps=2, guidance=5.0, scheduler="ddim").save(model)
     assert main(["generate", "", "--model", str(model), "--n", "2", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "unconditional" in out and "(2 ddim steps, guidance 5.0)" in out
+    assert "unconditional" in out and "(latent-diffusion: steps 2, guidance 5.0, scheduler ddim)" in out
     parameters = read_png_parameters(next((tmp_path / "out").glob("*-seed0.png")))
-    assert (parameters.steps, parameters.guidance, parameters.scheduler) == (2, 5.0, "ddim")
+    assert parameters.settings == {"steps": 2, "guidance": 5.0, "scheduler": "ddim"}
     cells = json.loads(Image.open(next((tmp_path / "out").glob("*-grid.png"))).text["t2i-grid"])
-    assert [c["seed"] for c in cells] == [0, 1] and cells[1]["steps"] == 2  # the grid records its cells
+    assert [c["seed"] for c in cells] == [0, 1] and cells[1]["settings"]["steps"] == 2  # the grid records its cells
     assert main(["generate", "a hat", "--model", str(model), "--steps", "3", "--out", str(tmp_path / "o2")]) == 0
-    assert read_png_parameters(next((tmp_path / "o2").glob("*.png"))).steps == 3  # a flag still wins
+    assert read_png_parameters(next((tmp_path / "o2").glob("*.png"))).settings["steps"] == 3  # a flag still wins
     client = TestClient(create_app(Text2ImagePipeline.from_pretrained(model)))
     assert client.get("/v1/model").json()["defaults"] == {"steps": 2, "guidance": 5.0, "scheduler": "ddim", "n": 1}
     assert client.post("/v1/generate", json={"prompt": "a hat"}).json()["parameters"]["scheduler"] == "ddim"

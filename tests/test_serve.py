@@ -60,7 +60,9 @@ def test_each_invalid_field_is_a_4xx_naming_it(client, field, value):
 
 def test_model_health_and_schema(client):
     info = client.get("/v1/model").json()
-    assert info["image_size"] == 32 and "dpm++" in info["schedulers"] and info["limits"]["max_steps"] == 10
+    assert info["image_size"] == 32 and info["family"] == "latent-diffusion" and info["limits"]["max_steps"] == 10
+    settings = {s["name"]: s for s in info["settings"]}
+    assert "dpm++" in settings["scheduler"]["choices"] and settings["steps"]["schema"]["maximum"] == 10
     assert client.get("/healthz").json() == {"status": "ok", "busy": False}
     schema = client.get("/openapi.json").json()
     assert schema["components"]["schemas"]["GenerateRequest"]["properties"]["steps"]["maximum"] == 10
@@ -80,7 +82,7 @@ def test_full_queue_gets_429_while_health_answers(pipe):
     release, started = threading.Event(), threading.Event()
 
     class HeldPipe:
-        name, hash, unet, vae, defaults = pipe.name, pipe.hash, pipe.unet, pipe.vae, pipe.defaults
+        name, hash, family, defaults = pipe.name, pipe.hash, pipe.family, pipe.defaults
 
         def __call__(self, *args, callback, **kwargs):
             started.set()

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from t2i.autoencoder.cache import LatentCache
 from t2i.autoencoder.model import load_autoencoder
 from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_state, save_checkpoint
-from t2i.config import Config, diffusers_schedule_name, save_config, to_dict, validate
+from t2i.config import Config, diffusers_schedule_name, require_family, save_config, to_dict, validate
 from t2i.data.datasets import epoch_order
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.unet import build_unet
@@ -48,9 +48,9 @@ def make_noise_scheduler(config: Config) -> DDPMScheduler:
         num_train_timesteps=d.num_train_timesteps,
         beta_start=d.beta_start,
         beta_end=d.beta_end,
-        beta_schedule="scaled_linear",
+        beta_schedule=d.beta_schedule,
         prediction_type=d.prediction_type,
-        clip_sample=False,
+        clip_sample=d.clip_sample,
         steps_offset=1,  # Stable Diffusion's: diffusers' StableDiffusionPipeline rewrites any other value to 1
     )
 
@@ -126,8 +126,23 @@ def held_out_captions(cache: LatentCache, n: int) -> list[str]:
 def train_diffusion(
     config: Config, cache_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path, overfit_batch: bool = False
 ) -> Path:
-    """Train (or resume) the text-conditioned UNet; returns the model folder OUT/model."""
+    """Train (or resume) the text-conditioned UNet on a latent cache; returns the model folder OUT/model."""
     validate(config)
+    require_family(config, "latent-diffusion")
+    cache = LatentCache(cache_dir, autoencoder_dir, config.data.image_size)
+    return train_denoiser(config, cache, out_dir, cache_dir, autoencoder_dir, overfit_batch)
+
+
+def train_denoiser(
+    config: Config,
+    cache,
+    out_dir: str | Path,
+    text_cache_dir: str | Path,
+    autoencoder_dir: str | Path | None = None,
+    overfit_batch: bool = False,
+) -> Path:
+    """The loop of both diffusion families (`config` validated). `cache` gives z0 for rows of its `records`:
+    autoencoder latents (a LatentCache; `autoencoder_dir` is its autoencoder) or, without one, the images."""
     tc = config.diffusion_training
     out = Path(out_dir)
     for sub in ("checkpoints", "samples", "logs"):
@@ -141,10 +156,9 @@ def train_diffusion(
     torch.manual_seed(tc.seed)
     save_config(config, out / "config.yaml")
 
-    # data: cached latents (train split) and, for a frozen encoder, cached caption embeddings
-    vae = load_autoencoder(autoencoder_dir).to(accelerator.device)
-    scale = vae.config.scaling_factor
-    cache = LatentCache(cache_dir, autoencoder_dir, config.data.image_size)
+    # data: cached latents or pixels (train split) and, for a frozen encoder, cached caption embeddings
+    vae = load_autoencoder(autoencoder_dir).to(accelerator.device) if autoencoder_dir else None
+    scale = vae.config.scaling_factor if vae else 1.0
     train_rows = [i for i, r in enumerate(cache.records) if r["split"] == "train"]
     if overfit_batch:
         train_rows = train_rows[: tc.batch_size]
@@ -158,11 +172,11 @@ def train_diffusion(
     if not jointly_trained:
         captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(sample_prompts))
         with accelerator.main_process_first():
-            text_cache = TextEmbeddingCache(Path(cache_dir), text_encoder, captions)
+            text_cache = TextEmbeddingCache(Path(text_cache_dir), text_encoder, captions)
 
     # model, EMA, optimizer (AdamW), LR warm-up then cosine/constant
-    latent_size = config.data.image_size // 2 ** (len(vae.config.block_out_channels) - 1)
-    unet = build_unet(config.unet, vae.config.latent_channels, latent_size, text_encoder.hidden_size)
+    factor, channels = (2 ** (len(vae.config.block_out_channels) - 1), vae.config.latent_channels) if vae else (1, 3)
+    unet = build_unet(config.unet, channels, config.data.image_size // factor, text_encoder.hidden_size)
     trained = list(unet.parameters()) + (list(text_encoder.parameters()) if jointly_trained else [])
     ema = EMAModel(unet.parameters(), decay=tc.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config)
     optimizer = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
@@ -217,8 +231,8 @@ def train_diffusion(
         if overfit_batch:  # the training images, above what the model makes of their captions
             rows, captions, flips = plan.micro_batch(0)
             prompts = captions[:8]
-            z = cache.latents(rows[:8], flips[:8], torch.Generator())
-            originals = to_pil(vae.decode(z.to(accelerator.device)).sample)
+            z = cache.latents(rows[:8], flips[:8], torch.Generator()).to(accelerator.device)
+            originals = to_pil(vae.decode(z).sample if vae else z)
         ema.store(raw_unet.parameters())
         ema.copy_to(raw_unet.parameters())  # sample with the EMA weights
         pipe = Text2ImagePipeline(raw_unet, vae, raw_text, noise_scheduler.config)
@@ -304,12 +318,13 @@ def train_diffusion(
     progress.close()
     accelerator.end_training()
 
-    # the model folder: EMA UNet, the autoencoder, the noise schedule, the text encoder, our config
+    # the model folder: EMA UNet, the autoencoder (latent diffusion), the noise schedule, the text encoder, our config
     model_dir = out / "model"
     if accelerator.is_main_process:
         ema.copy_to(raw_unet.parameters())
         raw_unet.save_pretrained(model_dir / "unet", safe_serialization=True)
-        shutil.copytree(autoencoder_dir, model_dir / "vae", dirs_exist_ok=True)
+        if autoencoder_dir:
+            shutil.copytree(autoencoder_dir, model_dir / "vae", dirs_exist_ok=True)
         noise_scheduler.save_pretrained(model_dir / "scheduler")
         (model_dir / "text_encoder").mkdir(exist_ok=True)
         (model_dir / "text_encoder" / "t2i_text.json").write_text(json.dumps(to_dict(config.text), indent=2))

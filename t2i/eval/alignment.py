@@ -13,7 +13,7 @@ against the suite's assertions (the floor: what ignoring the text gets).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -160,22 +160,21 @@ def generate_for_suite(
     pipe,
     cases: list[PromptCase],
     n_per_prompt: int,
-    steps: int,
-    scheduler: str,
-    guidance: float,
+    settings,
     seed: int,
     batch_prompts: int = 16,
     empty_prompt: bool = False,
     progress=None,
 ) -> torch.Tensor:
-    """Images (len(cases) · n, 3, H, W) in [-1, 1]; image j gets seed + j. empty_prompt: generate from ""."""
+    """Images (len(cases) · n, 3, H, W) in [-1, 1] from any family's pipeline at its sampling `settings`;
+    image j gets seed + j. empty_prompt: generate from ""."""
     images = []
     for start in range(0, len(cases), batch_prompts):
         prompts = ["" if empty_prompt else c.prompt for c in cases[start : start + batch_prompts]]
         images.append(
             pipe(
-                prompts, guidance_scale=guidance, num_inference_steps=steps, scheduler=scheduler,
-                seed=seed + start * n_per_prompt, num_images_per_prompt=n_per_prompt, output_type="pt",
+                prompts, seed=seed + start * n_per_prompt, num_images_per_prompt=n_per_prompt, output_type="pt",
+                settings=settings,
             ).clamp(-1, 1)
         )  # fmt: skip
         if progress is not None:
@@ -215,7 +214,7 @@ REFERENCE_COLUMNS = {"real": "real_test", "real→AE": "real_through_autoencoder
 
 def format_table(result: dict, references: dict) -> str:
     """The terminal table: one row per attribute (generated, then each reference), then the totals."""
-    columns = {name: references[key] for name, key in REFERENCE_COLUMNS.items()}
+    columns = {name: references[key] for name, key in REFERENCE_COLUMNS.items() if key in references}
     lines = [f"{'attribute':22s} {'generated':>9s}" + "".join(f" {name:>8s}" for name in columns)]
     for attribute, value in result["per_attribute"].items():
         cells = "".join(f" {100 * r['per_attribute'].get(attribute, float('nan')):7.1f}%" for r in columns.values())
@@ -257,20 +256,17 @@ def evaluate_setting(
     cases: list[PromptCase],
     real_features: torch.Tensor,
     n_per_prompt: int,
-    steps: int,
-    scheduler: str,
-    guidance: float,
+    settings,
     seed: int,
     progress=None,
 ) -> tuple[dict, torch.Tensor]:
-    """Generate for the suite at one sampler setting; alignment (overall, per attribute, seen/held-out, per
+    """Generate for the suite at one sampling setting; alignment (overall, per attribute, seen/held-out, per
     prompt) and the Fréchet distance of the images to the real test features. Returns (result, images)."""
-    images = generate_for_suite(pipe, cases, n_per_prompt, steps, scheduler, guidance, seed, progress=progress)
+    images = generate_for_suite(pipe, cases, n_per_prompt, settings, seed, progress=progress)
     predicted, features = classifier.predict(images)
     result = summarize(cases, n_per_prompt, predicted, classifier.attributes)
     result["frechet_distance"] = frechet_distance(features, real_features)
-    result["setting"] = {"steps": steps, "scheduler": scheduler, "guidance": guidance, "seed": seed,
-                         "n_per_prompt": n_per_prompt, "images": len(images)}  # fmt: skip
+    result["setting"] = asdict(settings) | {"seed": seed, "n_per_prompt": n_per_prompt, "images": len(images)}
     return result, images
 
 
@@ -281,31 +277,31 @@ def references(
     real: RealImages,
     test_predicted: tuple[torch.Tensor, torch.Tensor],
     n_empty: int,
-    steps: int,
+    settings,
     seed: int,
     fd_sizes: list[int],
 ) -> dict:
-    """The ceiling (real test images with their captions), the same through the model's autoencoder, the
-    floor (empty-prompt images) and the real train-versus-test Fréchet distance for each generated-sample
-    size in fd_sizes. test_predicted: the classifier's (values, features) of real.test_images."""
+    """The ceiling (real test images with their captions), the same through the model's autoencoder (a latent
+    model's), the floor (empty-prompt images at `settings`) and the real train-versus-test Fréchet distance for
+    each generated-sample size in fd_sizes. test_predicted: the classifier's (values, features) of real.test_images."""
     test_values, test_features = test_predicted
     ceiling = real_ceiling(classifier.attributes, test_values, real.test_captions)
     ceiling.pop("per_image")
-    reconstructed_values, _ = classifier.predict(reconstruct(pipe.vae, real.test_images))
-    through_autoencoder = real_ceiling(classifier.attributes, reconstructed_values, real.test_captions)
-    through_autoencoder.pop("per_image")
-    # ε = ε_u + g (ε_c − ε_u) equals ε_u when the prompt is "": guidance 1 gives the same images at half the cost
-    empty = generate_for_suite(pipe, cases[:n_empty], 1, steps, "dpm++", 1.0, seed, empty_prompt=True)
-    floor = empty_prompt_floor(classifier, empty, cases)
-    floor.pop("per_image")
+    found = {"real_test": ceiling}
+    if pipe.autoencoder is not None:
+        reconstructed_values, _ = classifier.predict(reconstruct(pipe.autoencoder, real.test_images))
+        found["real_through_autoencoder"] = real_ceiling(
+            classifier.attributes, reconstructed_values, real.test_captions
+        )
+        found["real_through_autoencoder"].pop("per_image")
+    if "guidance" in asdict(settings):  # ε = ε_u + g (ε_c − ε_u) is ε_u for "": g = 1 gives it at half the cost
+        settings = settings.override(guidance=1.0)
+    empty = generate_for_suite(pipe, cases[:n_empty], 1, settings, seed, empty_prompt=True)
+    found["empty_prompt"] = empty_prompt_floor(classifier, empty, cases)
+    found["empty_prompt"].pop("per_image")
     _, train_features = classifier.predict(real.train_images)
-    fd_floor = {n: frechet_distance(train_features[:n], test_features) for n in fd_sizes}
-    return {
-        "real_test": ceiling,
-        "real_through_autoencoder": through_autoencoder,
-        "empty_prompt": floor,
-        "frechet_real_train_vs_test": fd_floor,
-    }
+    found["frechet_real_train_vs_test"] = {n: frechet_distance(train_features[:n], test_features) for n in fd_sizes}
+    return found
 
 
 def worst_prompts_grid(result: dict, images: torch.Tensor, n_per_prompt: int, path: str | Path, k: int = 8) -> None:
@@ -328,37 +324,35 @@ def measure_alignment(
     prompts_file: str | Path | None = None,
     n_prompts: int = 64,
     n_per_prompt: int = 4,
-    steps: int | None = None,
-    scheduler: str | None = None,
-    guidance: float | None = None,
+    settings: dict | None = None,
     seed: int = 0,
     n_empty: int = 64,
     inception_weights: str | Path | None = None,
 ) -> dict:
-    """`t2i eval alignment`: generate for a prompt suite, score it with the classifier, compare with the
-    real-image ceiling and the empty-prompt floor; write alignment.json and worst-prompts.png to out.
-    Sampler settings left as None are the model's defaults (its sampling.json)."""
-    from t2i.pipeline import Text2ImagePipeline
+    """`t2i eval alignment` for a model of any family: generate for a prompt suite, score it with the classifier,
+    compare with the real-image ceiling and the empty-prompt floor; write alignment.json and worst-prompts.png
+    to out. `settings`: sampling settings of the model's family to use in place of its defaults."""
+    from t2i.families import load_pipeline
 
-    pipe = Text2ImagePipeline.from_pretrained(model_dir)
-    steps, guidance, scheduler = astuple(pipe.defaults.override(steps, guidance, scheduler))
+    pipe = load_pipeline(model_dir)
+    settings = pipe.defaults.override(**(settings or {}))
     classifier = load_classifier(classifier_dir)
     fractions = saved_split_fractions(model_dir)  # score on images the model did not train on
     if prompts_file:
         cases = read_prompt_suite(prompts_file)
     else:
         cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
-    size, n_train = pipe.vae.config.sample_size, len(cases) * n_per_prompt
-    real = load_real_images(data_dir, size, n_train=n_train, seed=seed, split_fractions=fractions)
+    n_train = len(cases) * n_per_prompt
+    real = load_real_images(data_dir, pipe.image_size, n_train=n_train, seed=seed, split_fractions=fractions)
     test_values, test_features = classifier.predict(real.test_images)
     with tqdm(total=len(cases) * n_per_prompt, desc="generate") as bar:
         result, images = evaluate_setting(
-            pipe, classifier, cases, test_features, n_per_prompt, steps, scheduler, guidance, seed, bar.update
+            pipe, classifier, cases, test_features, n_per_prompt, settings, seed, bar.update
         )
     result["references"] = references(
-        pipe, classifier, cases, real, (test_values, test_features), n_empty, steps, seed, [len(images)]
+        pipe, classifier, cases, real, (test_values, test_features), n_empty, settings, seed, [len(images)]
     )
-    result["model"], result["classifier"] = str(model_dir), str(classifier_dir)
+    result["model"], result["classifier"], result["family"] = str(model_dir), str(classifier_dir), pipe.family
     result["split_fractions"] = list(fractions)
     if inception_weights:
         result["inception"] = inception_fid_kid(real.test_images, images, inception_weights)

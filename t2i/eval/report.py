@@ -130,8 +130,14 @@ def write_report(
 ) -> Path:
     """Measure everything the page shows and write out/report.md, its PNGs and report.json; with
     `save_defaults`, also the picked settings as the model folder's sampling.json (what generation uses)."""
+    from t2i.families import model_family
     from t2i.pipeline import SamplingSettings, Text2ImagePipeline
 
+    if model_family(model_dir) != "latent-diffusion":
+        raise ValueError(
+            f"{model_dir}: `t2i eval report` studies a latent diffusion model's samplers and autoencoder; "
+            f"a {model_family(model_dir)} model is measured with `t2i eval alignment`"
+        )
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +159,14 @@ def write_report(
         for scheduler, steps, guidance in settings:
             start = time.perf_counter()
             result, images = evaluate_setting(
-                pipe, classifier, cases, test_features, n_per_prompt, steps, scheduler, guidance, seed, bar.update
+                pipe,
+                classifier,
+                cases,
+                test_features,
+                n_per_prompt,
+                SamplingSettings(steps, guidance, scheduler),
+                seed,
+                bar.update,
             )
             result["seconds_per_image"] = (time.perf_counter() - start) / len(images)
             results[(scheduler, steps, guidance)] = result
@@ -161,7 +174,14 @@ def write_report(
                 worst_prompts_grid(result, images, n_per_prompt, out / "worst-prompts.png")
         start = time.perf_counter()
         ddpm, _ = evaluate_setting(
-            pipe, classifier, cases[:ddpm_prompts], test_features, n_per_prompt, 1000, "ddpm", 3.0, seed, bar.update
+            pipe,
+            classifier,
+            cases[:ddpm_prompts],
+            test_features,
+            n_per_prompt,
+            SamplingSettings(1000, 3.0, "ddpm"),
+            seed,
+            bar.update,
         )
         ddpm["seconds_per_image"] = (time.perf_counter() - start) / (ddpm_prompts * n_per_prompt)
     # the fast samplers on DDPM's prompt subset, so the 1000-step reference compares like with like
@@ -169,7 +189,9 @@ def write_report(
         subset = result["per_prompt"][:ddpm_prompts]
         result["alignment_on_ddpm_prompts"] = sum(p["alignment"] for p in subset) / len(subset)
     fd_sizes = [n_images, ddpm_prompts * n_per_prompt]
-    refs = references(pipe, classifier, cases, real, (test_values, test_features), n_images, 20, seed, fd_sizes)
+    refs = references(
+        pipe, classifier, cases, real, (test_values, test_features), n_images, SamplingSettings(), seed, fd_sizes
+    )
     autoencoder = evaluate_autoencoder(Path(model_dir) / "vae", data_dir, "test", classifier_dir=classifier_dir)
 
     sweeps = {s: {n: results[(s, n, 3.0)] for n in STEPS} for s in SCHEDULERS}

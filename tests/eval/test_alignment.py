@@ -113,5 +113,5 @@ def test_evaluation_splits_the_data_as_the_model_was_trained(tiny_model, tiny_cl
     ]
     assert len(real.test_images) == len(test_ids) > 20  # not the 5% a default split would give
     result = measure_alignment(model, tiny_classifier[0], tiny_faces, tmp_path / "out", n_prompts=2, n_per_prompt=1,
-                               steps=1, n_empty=2)  # fmt: skip
+                               settings={"steps": 1}, n_empty=2)  # fmt: skip
     assert result["split_fractions"] == [0.5, 0.25, 0.25]

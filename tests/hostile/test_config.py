@@ -26,6 +26,15 @@ from t2i.config import load_config
         ("data: [1, 2]\n", r"data: expected a mapping"),
         ("data:\n  image_size: [64\n", r"not a valid YAML file at line \d+, column \d+"),
         ("", r"the config file is empty"),
+        ("family: vae-gan\n", r"family must be one of \['latent-diffusion', 'pixel-diffusion', 'gan'\]"),
+        ("family: gan\ndata:\n  image_size: 48\n", r"data.image_size must be a power of 2 >= 16 for the gan family"),
+        ("family: gan\ntext:\n  kind: scratch\n", r"text.kind must be 'pretrained' for the gan family"),
+        ("family: gan\ngan_training:\n  batch_size: 1\n", r"gan_training.batch_size must be >= 2"),
+        ("diffusion:\n  beta_schedule: cosine\n", r"diffusion.beta_schedule must be 'scaled_linear' or 'linear'"),
+        (
+            "family: pixel-diffusion\ndata:\n  image_size: 30\n",
+            r"data.image_size must be a multiple of 4 \(the UNet's 4x",
+        ),
     ],
 )
 def test_bad_config_is_one_error_naming_the_field_and_file(tmp_path, yaml_text, message):

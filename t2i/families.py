@@ -1,0 +1,45 @@
+"""The model-family seam: a saved model folder says which family it is, and `load_pipeline` opens any of them.
+
+    family            what it is                                           trained by
+    latent-diffusion  UNet denoising autoencoder latents (Stable Diffusion)  t2i train autoencoder + diffusion
+    pixel-diffusion   the same UNet denoising 64×64×3 pixels (DDPM)          t2i train pixel-diffusion
+    gan               GAN-CLS: DCGAN generator on noise + sentence embedding  t2i train gan
+
+A folder's family is the `family` field of its saved config (`t2i_config.yaml`); a folder without one is
+latent diffusion (models written before the seam). Every family's pipeline has the same shape:
+
+    pipe = load_pipeline(folder)
+    pipe(prompts, negative_prompt=None, seed=0, num_images_per_prompt=1, output_type="pil",
+         callback=None, settings=None)  # settings: the family's Settings; None = pipe.defaults
+    pipe.defaults, pipe.name, pipe.hash, pipe.family, pipe.image_size, pipe.autoencoder (or None)
+
+A new family is a folder (its model, trainer and pipeline) plus a line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+FAMILIES = {  # family -> its pipeline class ("module:Class", imported on use)
+    "latent-diffusion": "t2i.pipeline:Text2ImagePipeline",
+    "pixel-diffusion": "t2i.pipeline:Text2ImagePipeline",
+    "gan": "t2i.gan.pipeline:GANPipeline",
+}
+
+
+def model_family(model_dir: str | Path) -> str:
+    """The family a model folder holds: its saved config's `family` (latent diffusion without a config)."""
+    from t2i.config import load_config
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"t2i model folder not found: {model_dir}")
+    config = model_dir / "t2i_config.yaml"
+    return load_config(config).family if config.is_file() else "latent-diffusion"
+
+
+def load_pipeline(model_dir: str | Path, device: str = "cpu"):
+    """The pipeline of any family's model folder, on `device`."""
+    module, name = FAMILIES[model_family(model_dir)].split(":")
+    return getattr(importlib.import_module(module), name).from_pretrained(model_dir, device)
