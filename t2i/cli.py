@@ -122,6 +122,21 @@ def _train_gan(args):
     print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
 
 
+def _train_prior(args):
+    from accelerate import PartialState
+
+    from t2i.config import load_config
+    from t2i.vq_transformer.tokens import cache_tokens
+    from t2i.vq_transformer.train import train_prior
+
+    config = load_config(args.config)
+    cache = Path(args.cache or Path(args.out) / "cache")
+    with PartialState().main_process_first():
+        cache_tokens(args.autoencoder, args.data, cache, config.data.flip, config.data.split_fractions)
+    model = train_prior(config, cache, args.autoencoder, args.out)
+    print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
+
+
 def _eval_autoencoder(args):
     from t2i.eval.autoencoder import evaluate_autoencoder
 
@@ -201,7 +216,14 @@ def sampling_flags(args) -> dict:
 
     if args.scheduler is not None and args.scheduler not in SCHEDULERS:
         raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {args.scheduler!r}")
-    return {name: getattr(args, name) for name in ("steps", "guidance", "scheduler", "truncation")}
+    names = ("steps", "guidance", "scheduler", "truncation", "temperature", "top_k", "top_p")
+    return {name: getattr(args, name) for name in names}
+
+
+def _cache_tokens(args):
+    from t2i.vq_transformer.tokens import cache_tokens
+
+    print(f"token cache in {cache_tokens(args.autoencoder, args.data, args.out, flip=not args.no_flip)}")
 
 
 def _generate(args):
@@ -275,13 +297,28 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
         "--guidance",
         type=bounded(float, 0, 50),
         default=None,
-        help=f"diffusion: guidance scale, 1 = off {MODEL_DEFAULT}",
+        help=f"diffusion, vq-transformer: classifier-free guidance, 1 = off {MODEL_DEFAULT}",
     )
     p.add_argument(
         "--scheduler", default=None, help=f"diffusion: dpm++, ddim, ddpm, euler, euler-a or unipc {MODEL_DEFAULT}"
     )
     p.add_argument(
         "--truncation", type=bounded(float, 0, 2), default=None, help=f"gan: noise scale psi {MODEL_DEFAULT}"
+    )
+    p.add_argument(
+        "--temperature",
+        type=bounded(float, 0.05, 5),
+        default=None,
+        help=f"vq-transformer: softmax temperature {MODEL_DEFAULT}",
+    )
+    p.add_argument(
+        "--top-k",
+        type=bounded(int, 0, 65536),
+        default=None,
+        help=f"vq-transformer: top-k codes, 0 = all {MODEL_DEFAULT}",
+    )
+    p.add_argument(
+        "--top-p", type=bounded(float, 0.01, 1), default=None, help=f"vq-transformer: nucleus mass {MODEL_DEFAULT}"
     )
 
 
@@ -340,6 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, model/")
     p.add_argument("--cache", default=None, help="caption-embedding cache folder (None: OUT/cache); shared by runs")
     p.set_defaults(func=_train_gan)
+    p = train.add_parser("prior", help="milestone: a transformer over VQ image tokens (DALL-E's idea; resumes)")
+    p.add_argument(
+        "--config", required=True, help="YAML config with family: vq-transformer (configs/milestones/vq.yaml)"
+    )
+    p.add_argument("--data", required=True, help="dataset folder or manifest (its tokens are cached first)")
+    p.add_argument("--autoencoder", required=True, help="trained VQ autoencoder folder (autoencoder.kind: vq)")
+    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, model/")
+    p.add_argument(
+        "--cache", default=None, help="token and caption cache folder (None: OUT/cache); reused when it matches"
+    )
+    p.set_defaults(func=_train_prior)
 
     evaluate = commands.add_parser("eval", help="measure a model").add_subparsers(dest="what", required=True)
     p = evaluate.add_parser("autoencoder", help="PSNR, SSIM, reconstruction grid, VQ codebook usage")
@@ -401,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="cache folder")
     p.add_argument("--no-flip", action="store_true", help="do not store horizontally flipped latents")
     p.set_defaults(func=_cache_latents)
+    p = cache.add_parser("tokens", help="a VQ autoencoder's code indices for every image (and its flip)")
+    p.add_argument("--autoencoder", required=True, help="VQ autoencoder folder")
+    p.add_argument("--data", required=True, help="dataset folder or manifest")
+    p.add_argument("--out", required=True, help="cache folder (holds the latent cache too)")
+    p.add_argument("--no-flip", action="store_true", help="do not store the tokens of flipped images")
+    p.set_defaults(func=_cache_tokens)
 
     p = commands.add_parser("generate", help="images from text with a trained model (PNG with parameters)")
     p.add_argument(

@@ -147,6 +147,34 @@ class GANTrainConfig:
 
 
 @dataclass
+class TransformerConfig:
+    width: int = 256  # channels of every token (the model dimension)
+    layers: int = 6  # blocks of causal self-attention, cross-attention to the text, MLP
+    heads: int = 4  # attention heads; must divide width
+
+
+@dataclass
+class TransformerTrainConfig:
+    steps: int = 20000  # optimizer steps
+    batch_size: int = 32  # images (token sequences) per step
+    lr: float = 5e-4  # AdamW peak learning rate
+    lr_schedule: str = "cosine"  # "cosine" (to 0 at `steps`) or "constant", after warm-up
+    warmup_steps: int = 200  # linear warm-up
+    weight_decay: float = 0.01  # AdamW
+    grad_clip: float = 1.0  # max global gradient norm
+    cfg_dropout: float = 0.1  # probability that a caption is replaced by "" (for classifier-free guidance)
+    captions_per_image: int | None = None  # train on the first K captions of each image (None = all)
+    seed: int = 0
+    log_every: int = 20  # steps between logged scalars
+    sample_every: int = 500  # steps between sample grids and loss plots
+    checkpoint_every: int = 500  # steps between checkpoints
+    keep_checkpoints: int = 3
+    sample_prompts: tuple[str, ...] = ()  # prompts of the sample grid; () = first captions of 8 held-out images
+    sample_seed: int = 0
+    sample_guidance: float = 3.0  # classifier-free guidance on the logits for the grid
+
+
+@dataclass
 class Config:
     family: str = "latent-diffusion"  # the model family this config trains (one of FAMILIES)
     data: DataConfig = field(default_factory=DataConfig)
@@ -158,6 +186,8 @@ class Config:
     diffusion_training: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
     gan: GANConfig = field(default_factory=GANConfig)  # family gan only
     gan_training: GANTrainConfig = field(default_factory=GANTrainConfig)  # family gan only
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)  # family vq-transformer only
+    transformer_training: TransformerTrainConfig = field(default_factory=TransformerTrainConfig)  # vq-transformer
 
 
 LR_SCHEDULES = {
@@ -343,7 +373,43 @@ def validate(config: Config) -> None:
                 "must be >= 1 or null",
             ),
         ]
-    for section, tc in (("autoencoder_training", at), ("diffusion_training", dt), ("gan_training", gt)):
+    tr, trt = config.transformer, config.transformer_training
+    if config.family == "vq-transformer":
+        rules += [
+            (
+                "autoencoder.kind",
+                a.kind == "vq",
+                "must be 'vq' for the vq-transformer family (its tokens are VQ codes)",
+            ),
+            (
+                "text.kind",
+                tx.kind == "pretrained",
+                "must be 'pretrained' for the vq-transformer family (a frozen encoder)",
+            ),
+            ("transformer.width", tr.width >= 1, "must be >= 1"),
+            ("transformer.layers", tr.layers >= 1, "must be >= 1"),
+            (
+                "transformer.heads",
+                tr.heads >= 1 and tr.width % tr.heads == 0,
+                "must be >= 1 and divide transformer.width",
+            ),
+            ("transformer_training.batch_size", trt.batch_size >= 1, "must be >= 1"),
+            ("transformer_training.weight_decay", trt.weight_decay >= 0, "must be >= 0"),
+            ("transformer_training.grad_clip", trt.grad_clip > 0, "must be > 0"),
+            ("transformer_training.cfg_dropout", 0 <= trt.cfg_dropout < 1, "must be in [0, 1)"),
+            (
+                "transformer_training.captions_per_image",
+                trt.captions_per_image is None or trt.captions_per_image >= 1,
+                "must be >= 1 or null",
+            ),
+            ("transformer_training.sample_guidance", trt.sample_guidance >= 0, "must be >= 0"),
+        ]
+    for section, tc in (
+        ("autoencoder_training", at),
+        ("diffusion_training", dt),
+        ("gan_training", gt),
+        ("transformer_training", trt),
+    ):
         rules += [
             (f"{section}.steps", tc.steps >= 1, "must be >= 1"),
             (f"{section}.lr", tc.lr > 0, "must be > 0"),
@@ -352,12 +418,15 @@ def validate(config: Config) -> None:
             (f"{section}.checkpoint_every", tc.checkpoint_every >= 1, "must be >= 1"),
             (f"{section}.keep_checkpoints", tc.keep_checkpoints >= 1, "must be >= 1"),
         ]
-    for section, tc in (("autoencoder_training", at), ("diffusion_training", dt)):
+    for section, tc in (("autoencoder_training", at), ("diffusion_training", dt), ("transformer_training", trt)):
         rules += [
             (f"{section}.warmup_steps", tc.warmup_steps >= 0, "must be >= 0"),
             (f"{section}.lr_schedule", tc.lr_schedule in LR_SCHEDULES, "must be 'cosine' or 'constant'"),
-            (f"{section}.mixed_precision", tc.mixed_precision in precisions, f"must be one of {precisions}"),
         ]
+    rules += [
+        (f"{section}.mixed_precision", tc.mixed_precision in precisions, f"must be one of {precisions}")
+        for section, tc in (("autoencoder_training", at), ("diffusion_training", dt))
+    ]
     weights = ("l1_weight", "l2_weight", "kl_weight", "vq_commitment", "lpips_weight", "disc_weight")
     rules += [(f"autoencoder_training.{w}", getattr(at, w) >= 0, "must be >= 0") for w in weights]
     for name, ok, requirement in rules:

@@ -4,6 +4,7 @@
     latent-diffusion  UNet denoising autoencoder latents (Stable Diffusion)  t2i train autoencoder + diffusion
     pixel-diffusion   the same UNet denoising 64×64×3 pixels (DDPM)          t2i train pixel-diffusion
     gan               GAN-CLS: DCGAN generator on noise + sentence embedding  t2i train gan
+    vq-transformer    a transformer over VQ image tokens (DALL-E's idea)     t2i train autoencoder (vq) + prior
 
 A folder's family is the `family` field of its saved config (`t2i_config.yaml`); a folder without one is
 latent diffusion (models written before the seam). Every family's pipeline has the same shape:
@@ -25,6 +26,7 @@ FAMILIES = {  # family -> its pipeline class ("module:Class", imported on use)
     "latent-diffusion": "t2i.pipeline:Text2ImagePipeline",
     "pixel-diffusion": "t2i.pipeline:Text2ImagePipeline",
     "gan": "t2i.gan.pipeline:GANPipeline",
+    "vq-transformer": "t2i.vq_transformer.pipeline:VQTransformerPipeline",
 }
 
 

@@ -75,6 +75,21 @@ def tiny_pixel(tmp_path_factory, tiny_faces, text_cache_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_vq(tmp_path_factory, tiny_faces, text_cache_dir):
+    """A tiny VQ autoencoder, its token cache and a tiny token transformer (configs/vq-tiny.yaml):
+    (model folder, vq folder, cache folder)."""
+    from t2i.autoencoder.train import train_autoencoder
+    from t2i.config import load_config
+    from t2i.vq_transformer.tokens import cache_tokens
+    from t2i.vq_transformer.train import train_prior
+
+    config = load_config("configs/vq-tiny.yaml")
+    vq = train_autoencoder(config, tiny_faces, tmp_path_factory.mktemp("vq_ae"))
+    cache = cache_tokens(vq, tiny_faces, text_cache_dir)
+    return train_prior(config, cache, vq, tmp_path_factory.mktemp("vq_prior")), vq, cache
+
+
+@pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory, tiny_faces):
     """An attribute classifier trained briefly on the tiny faces: (folder, info)."""
     from t2i.eval.classifier import ClassifierConfig, train_classifier

@@ -13,12 +13,9 @@ from t2i.pipeline import Text2ImagePipeline
 from t2i.serve import ServeLimits, create_app
 
 
-def test_each_folder_says_its_family_and_loads_with_one_call(tiny_model, tiny_pixel, tiny_gan, tmp_path):
-    assert [model_family(m) for m in (tiny_model, tiny_pixel, tiny_gan)] == [
-        "latent-diffusion",
-        "pixel-diffusion",
-        "gan",
-    ]
+def test_each_folder_says_its_family_and_loads_with_one_call(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tmp_path):
+    families = [model_family(m) for m in (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0])]
+    assert families == ["latent-diffusion", "pixel-diffusion", "gan", "vq-transformer"]
     old = tmp_path / "old"  # written before the seam: no saved config, latent diffusion
     shutil.copytree(tiny_model, old, ignore=shutil.ignore_patterns("t2i_config.yaml"))
     assert model_family(old) == "latent-diffusion"
@@ -31,14 +28,19 @@ def test_each_folder_says_its_family_and_loads_with_one_call(tiny_model, tiny_pi
         t2i.load_pipeline(old)
 
 
-def test_every_command_takes_every_family(tiny_pixel, tiny_gan, tiny_classifier, tiny_faces, tmp_path, capsys):
-    for model in (tiny_pixel, tiny_gan):
+def test_every_command_takes_every_family(tiny_pixel, tiny_gan, tiny_vq, tiny_classifier, tiny_faces, tmp_path, capsys):
+    for model, has_autoencoder in ((tiny_pixel, False), (tiny_gan, False), (tiny_vq[0], True)):
         out = tmp_path / model.parent.name
         argv = ["eval", "alignment", "--model", str(model), "--classifier", str(tiny_classifier[0])]
         assert (
             main([*argv, "--data", str(tiny_faces), "--n-prompts", "2", "--n-per-prompt", "1", "--out", str(out)]) == 0
         )
-        assert (out / "alignment.json").is_file() and "real→AE" not in capsys.readouterr().out  # no autoencoder
+        assert (out / "alignment.json").is_file() and ("real→AE" in capsys.readouterr().out) == has_autoencoder
+    vq = TestClient(create_app(t2i.load_pipeline(tiny_vq[0]), ServeLimits(max_images=2)))
+    names = [s["name"] for s in vq.get("/v1/model").json()["settings"]]
+    assert names == ["guidance", "temperature", "top_k", "top_p"]
+    made = vq.post("/v1/generate", json={"prompt": "a hat", "top_k": 4, "seed": 1}).json()
+    assert made["parameters"]["top_k"] == 4 and made["images"][0]["seed"] == 1
     client = TestClient(create_app(GANPipeline.from_pretrained(tiny_gan), ServeLimits(max_images=2)))
     info = client.get("/v1/model").json()
     assert info["family"] == "gan" and info["defaults"] == {"truncation": 1.0, "n": 1}

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from t2i.checkpoint import save_checkpoint
 from t2i.cli import main
 from t2i.config import load_config
 from t2i.gan.model import Discriminator, Generator, init_weights
@@ -64,13 +65,20 @@ def test_trained_folder_generates_the_same_bytes_and_says_its_family(tiny_gan, t
     assert main(["generate", "a hat", "--model", str(tiny_gan), "--steps", "3", "--out", str(tmp_path)]) == 2
 
 
-def test_resume_continues_exactly(tiny_faces, text_cache_dir, tmp_path):
+def test_resume_continues_exactly(tiny_faces, text_cache_dir, tmp_path, monkeypatch):
     config = load_config("configs/gan-tiny.yaml")
     config.gan_training = dataclasses.replace(config.gan_training, steps=12, checkpoint_every=6, sample_every=100)
     straight = train_gan(config, tiny_faces, tmp_path / "straight", text_cache_dir)
-    config.gan_training = dataclasses.replace(config.gan_training, steps=6)
-    train_gan(config, tiny_faces, tmp_path / "resumed", text_cache_dir)
-    config.gan_training = dataclasses.replace(config.gan_training, steps=12)
+
+    def save_then_die(root, step, state, keep):  # the checkpoint at step 6 is written, then the run dies
+        save_checkpoint(root, step, state, keep)
+        if step == 6:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("t2i.gan.train.save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(config, tiny_faces, tmp_path / "resumed", text_cache_dir)
+    monkeypatch.undo()
     resumed = train_gan(config, tiny_faces, tmp_path / "resumed", text_cache_dir)
     assert (straight / "generator.safetensors").read_bytes() == (resumed / "generator.safetensors").read_bytes()
 

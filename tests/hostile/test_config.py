@@ -26,7 +26,12 @@ from t2i.config import load_config
         ("data: [1, 2]\n", r"data: expected a mapping"),
         ("data:\n  image_size: [64\n", r"not a valid YAML file at line \d+, column \d+"),
         ("", r"the config file is empty"),
-        ("family: vae-gan\n", r"family must be one of \['latent-diffusion', 'pixel-diffusion', 'gan'\]"),
+        ("family: vq-transformer\n", r"autoencoder.kind must be 'vq' for the vq-transformer family"),
+        ("family: vq-transformer\nautoencoder:\n  kind: vq\ntransformer:\n  heads: 3\n", r"transformer.heads must be"),
+        (
+            "family: vae-gan\n",
+            r"family must be one of \['latent-diffusion', 'pixel-diffusion', 'gan', 'vq-transformer'\]",
+        ),
         ("family: gan\ndata:\n  image_size: 48\n", r"data.image_size must be a power of 2 >= 16 for the gan family"),
         ("family: gan\ntext:\n  kind: scratch\n", r"text.kind must be 'pretrained' for the gan family"),
         ("family: gan\ngan_training:\n  batch_size: 1\n", r"gan_training.batch_size must be >= 2"),
