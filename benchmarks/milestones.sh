@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The milestones comparison (docs/milestones.md): each model family trained on the same 20,000 synthetic faces
 # at about the same budget of training time on this machine, then scored by the same judge. Every step's wall
-# time goes to OUT/times.txt. Usage: benchmarks/milestones.sh [OUT] (default runs/milestones); ~75 minutes on
-# 2 CPU cores. Re-running resumes: each command resumes from its checkpoints and caches.
+# time goes to OUT/times.txt. Usage: benchmarks/milestones.sh [OUT] (default runs/milestones); about 100 minutes
+# on 2 CPU cores (each family ~15 minutes of training, the shared caches ~10, evaluation ~15). Re-running
+# resumes: each command resumes from its checkpoints and caches.
 set -euo pipefail
 OUT=${1:-runs/milestones}
 DATA=data/faces20k
@@ -22,10 +23,17 @@ timed latent-unet "$T2I" train diffusion --config configs/milestones/latent.yaml
   --autoencoder "$OUT/latent-ae/vae" --out "$OUT/latent" --cache "$OUT/cache"
 timed pixel "$T2I" train pixel-diffusion --config configs/milestones/pixel.yaml --data "$DATA" --out "$OUT/pixel" --cache "$OUT/cache"
 timed gan "$T2I" train gan --config configs/milestones/gan.yaml --data "$DATA" --out "$OUT/gan" --cache "$OUT/cache"
+# VQ tokens + transformer: a VQ autoencoder, then the prior (its own token cache; the caption embeddings are shared)
+timed vq-autoencoder "$T2I" train autoencoder --config configs/milestones/vq.yaml --data "$DATA" --out "$OUT/vq-ae"
+mkdir -p "$OUT/vq-cache"
+for folder in "$OUT"/cache/text-*; do ln -sfn "$(realpath "$folder")" "$OUT/vq-cache/$(basename "$folder")"; done
+timed vq-prior "$T2I" train prior --config configs/milestones/vq.yaml --data "$DATA" --autoencoder "$OUT/vq-ae/vae" \
+  --out "$OUT/vq" --cache "$OUT/vq-cache"
 # the same judge for each: alignment on the default suite (64 prompts, half held out, 4 images each), Fréchet
-# distance on the classifier's features, and the same 8 prompts x 4 seeds
-for family in latent pixel gan; do
+# distance on the classifier's features, and the same 8 prompts x 4 seeds; then the table (on a quiet machine)
+for family in latent pixel gan vq; do
   timed "eval-$family" "$T2I" eval alignment --model "$OUT/$family/model" --data "$DATA" --out "$OUT/eval-$family"
   timed "grid-$family" "$T2I" generate --prompts-file docs/milestones/prompts.txt --n 4 --model "$OUT/$family/model" \
     --out "$OUT/grid-$family"
 done
+python benchmarks/milestones_table.py "$OUT"

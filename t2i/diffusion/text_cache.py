@@ -19,6 +19,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from t2i.text import tokenize
+
 
 def caption_key(caption: str) -> str:
     return hashlib.sha1(caption.encode("utf-8")).hexdigest()
@@ -42,6 +44,7 @@ class TextEmbeddingCache:
     def __init__(
         self, folder: str | Path, text_encoder, captions: list[str], shard_size: int = 8192, batch_size: int = 256
     ):
+        self.tokenizer, self.max_tokens = text_encoder.tokenizer, text_encoder.max_tokens
         self.folder = Path(folder) / f"text-{encoder_id(text_encoder)}-{text_encoder.max_tokens}"
         self.folder.mkdir(parents=True, exist_ok=True)
         unique = sorted({caption_key(c): c for c in [*captions, ""]}.items())
@@ -76,3 +79,7 @@ class TextEmbeddingCache:
     def __call__(self, captions: list[str]) -> torch.Tensor:
         """(B, max_tokens, D) float32 embeddings of captions that were in the cache."""
         return self.embeddings[[self.row[caption_key(c)] for c in captions]].float()
+
+    def with_mask(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embeddings and their (B, max_tokens) attention mask, 1 at the caption's real tokens."""
+        return self(captions), tokenize(self.tokenizer, captions, self.max_tokens)["attention_mask"]

@@ -30,7 +30,7 @@ from t2i.gan.pipeline import GANPipeline
 from t2i.grid import make_grid
 from t2i.pixel_diffusion.train import PixelImages
 from t2i.plots import plot_losses
-from t2i.text import load_text_encoder, sentence_embedding, tokenize
+from t2i.text import load_text_encoder, sentence_embedding
 
 
 def discriminator_loss(discriminator, x, h, h_wrong, fake) -> torch.Tensor:
@@ -74,10 +74,6 @@ def train_gan(config: Config, data_dir: str | Path, out_dir: str | Path, cache_d
     text_encoder = load_text_encoder(config.text).to(device)
     captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(sample_prompts))
     text_cache = TextEmbeddingCache(cache_dir or out / "cache", text_encoder, captions)
-
-    def embed(captions: list[str]) -> torch.Tensor:
-        mask = tokenize(text_encoder.tokenizer, captions, config.text.max_tokens)["attention_mask"]
-        return sentence_embedding(text_cache(captions), mask).to(device)
 
     # the two networks and their Adam optimizers (DCGAN: lr 2e-4, β1 0.5)
     generator = Generator(config.gan, config.data.image_size, text_encoder.hidden_size).to(device)
@@ -125,7 +121,7 @@ def train_gan(config: Config, data_dir: str | Path, out_dir: str | Path, cache_d
             rows, captions, flips = plan.micro_batch(step)
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
             x = images.latents(rows, flips).to(device)
-            h = embed(captions)
+            h = sentence_embedding(*text_cache.with_mask(captions)).to(device)
             h_wrong = h.roll(1, 0)  # the caption of another image in the batch
             z = torch.randn(len(x), config.gan.noise_dim, generator=gen).to(device)
             z_int = torch.randn(len(x), config.gan.noise_dim, generator=gen).to(device)

@@ -24,7 +24,7 @@ from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import BatchPlan, held_out_captions
 from t2i.grid import make_grid
 from t2i.plots import plot_losses
-from t2i.text import load_text_encoder, tokenize
+from t2i.text import load_text_encoder
 from t2i.vq_transformer.pipeline import TokenSamplingSettings, VQTransformerPipeline, build_transformer
 from t2i.vq_transformer.tokens import TokenCache, load_vq
 
@@ -50,10 +50,6 @@ def train_prior(config: Config, cache_dir: str | Path, autoencoder_dir: str | Pa
     text_encoder = load_text_encoder(config.text).to(device)
     captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(sample_prompts))
     text_cache = TextEmbeddingCache(cache_dir, text_encoder, captions)
-
-    def embed(captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = tokenize(text_encoder.tokenizer, captions, config.text.max_tokens)["attention_mask"]
-        return text_cache(captions).to(device), mask.to(device)
 
     # the model, AdamW, warm-up then cosine/constant
     vq = load_vq(autoencoder_dir).to(device)
@@ -94,7 +90,7 @@ def train_prior(config: Config, cache_dir: str | Path, autoencoder_dir: str | Pa
     with StopOnInterrupt() as stop:
         while step < tc.steps:
             rows, captions, flips = plan.micro_batch(step)
-            states, mask = embed(captions)
+            states, mask = (t.to(device) for t in text_cache.with_mask(captions))
             loss = model.loss(tokens.tokens(rows, flips).to(device), states, mask)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(

@@ -64,3 +64,10 @@ def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="must be 'vq' for the vq-transformer family"):
         config.autoencoder.kind = "kl"
         train_prior(config, cache, vq, tmp_path / "kl")
+
+
+def test_a_nan_loss_stops_with_the_last_checkpoint_named(tiny_vq, tmp_path, monkeypatch):
+    _, vq, cache = tiny_vq
+    monkeypatch.setattr("t2i.vq_transformer.model.TokenTransformer.loss", lambda *args: torch.tensor(float("nan")))
+    with pytest.raises(FloatingPointError, match="prior loss is nan at step 0"):
+        train_prior(load_config("configs/vq-tiny.yaml"), cache, vq, tmp_path)
