@@ -92,18 +92,24 @@ def load_text_encoder_of(model_dir: Path):
     return text_encoder.eval()
 
 
-def check_request(prompt, seed, num_images_per_prompt, output_type, output_types=("pil", "pt", "latent")) -> list[str]:
-    """The prompts as a list, after checking what every family's pipeline takes; a ValueError naming the bad one."""
+def check_request(
+    prompt, negative_prompt, seed, num_images_per_prompt, output_type, output_types=("pil", "pt", "latent")
+) -> tuple[list[str], list[str]]:
+    """The prompts and negative prompts as lists, after checking what every family's pipeline takes; a ValueError
+    naming the bad one."""
     prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, list | tuple) else []
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError("prompt must be a string or a non-empty list of strings")
+    negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * len(prompts)
+    if len(negatives) != len(prompts) or not all(isinstance(p, str) for p in negatives):
+        raise ValueError("negative_prompt must be a string or a list of strings, one per prompt")
     if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
         raise ValueError(f"num_images_per_prompt must be an integer >= 1, got {num_images_per_prompt!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if output_type not in output_types:
         raise ValueError(f"output_type must be one of {', '.join(output_types)}, got {output_type!r}")
-    return prompts
+    return prompts, negatives
 
 
 class Text2ImagePipeline:
@@ -199,10 +205,7 @@ class Text2ImagePipeline:
             raise ValueError(
                 f"steps must be at most the model's {max_steps} training timesteps, got {num_inference_steps}"
             )
-        prompts = check_request(prompt, seed, num_images_per_prompt, output_type)
-        negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * len(prompts)
-        if len(negatives) != len(prompts) or not all(isinstance(p, str) for p in negatives):
-            raise ValueError("negative_prompt must be a string or a list of strings, one per prompt")
+        prompts, negatives = check_request(prompt, negative_prompt, seed, num_images_per_prompt, output_type)
         sampler = make_scheduler(scheduler, self.scheduler_config)
         batch = len(prompts) * num_images_per_prompt
         if generator is None:  # image k gets seed + k, so any one image can be made again on its own

@@ -73,8 +73,10 @@ class GANPipeline:
         settings: GANSettings | None = None,
     ):
         """Images for the prompts (image k: z from seed + k, scaled by ψ); `callback(1, 1)` when done."""
-        prompts = check_request(prompt, seed, num_images_per_prompt, output_type, ("pil", "pt"))
-        if negative_prompt and any(negative_prompt if isinstance(negative_prompt, list) else [negative_prompt]):
+        prompts, negatives = check_request(
+            prompt, negative_prompt, seed, num_images_per_prompt, output_type, ("pil", "pt")
+        )
+        if any(negatives):
             raise ValueError("a GAN takes no negative prompt (it has no guidance to steer with)")
         psi = (settings or self.defaults).check().truncation
 

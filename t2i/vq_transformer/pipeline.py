@@ -141,10 +141,9 @@ class VQTransformerPipeline:
         settings: TokenSamplingSettings | None = None,
     ):
         """Images for the prompts; image k's token noise comes from seed + k; `callback(i, N)` after each token."""
-        prompts = check_request(prompt, seed, num_images_per_prompt, output_type, ("pil", "pt"))
-        negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * len(prompts)
-        if len(negatives) != len(prompts) or not all(isinstance(p, str) for p in negatives):
-            raise ValueError("negative_prompt must be a string or a list of strings, one per prompt")
+        prompts, negatives = check_request(
+            prompt, negative_prompt, seed, num_images_per_prompt, output_type, ("pil", "pt")
+        )
         settings = (settings or self.defaults).check()
 
         # 1. encode the prompt (and, first, the negative or empty one: the unconditional half of guidance)
