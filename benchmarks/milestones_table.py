@@ -13,9 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from t2i.families import load_pipeline
+from t2i.families import load_pipeline, trained_parameters
 
 FAMILIES = {  # run folder -> (name in the table, the stages of its training in times.txt)
     "gan": ("GAN-CLS", ["gan"]),
@@ -24,12 +22,6 @@ FAMILIES = {  # run folder -> (name in the table, the stages of its training in 
     "latent": ("latent diffusion", ["latent-autoencoder", "latent-unet"]),
 }
 PROMPTS = [line for line in Path("docs/milestones/prompts.txt").read_text().splitlines() if line]
-
-
-def parameters(pipe) -> int:
-    """Trained parameters: every network of the pipeline but the frozen text encoder."""
-    networks = [m for m in vars(pipe).values() if isinstance(m, torch.nn.Module) and m is not pipe.text_encoder]
-    return sum(p.numel() for m in networks for p in m.parameters())
 
 
 def seconds_per_image(pipe) -> float:
@@ -52,7 +44,7 @@ def main(out: Path) -> None:
         pipe = load_pipeline(out / folder / "model")
         result = json.loads((out / f"eval-{folder}" / "alignment.json").read_text())
         trained = " + ".join(times.get(stage, "?") for stage in stages)
-        print(f"| {name} | {parameters(pipe) / 1e6:.2f}M | {trained} | {seconds_per_image(pipe):.3f} | "
+        print(f"| {name} | {trained_parameters(pipe) / 1e6:.2f}M | {trained} | {seconds_per_image(pipe):.3f} | "
               f"{100 * result['alignment']:.1f}% | {100 * result['seen']:.1f}% | {100 * result['held_out']:.1f}% | "
               f"{result['frechet_distance']:.1f} |")  # fmt: skip
         references = result["references"]

@@ -41,6 +41,14 @@ def model_family(model_dir: str | Path) -> str:
     return load_config(config).family if config.is_file() else "latent-diffusion"
 
 
+def trained_parameters(pipe) -> int:
+    """The parameters of every network a pipeline holds but its frozen text encoder."""
+    import torch
+
+    networks = [m for m in vars(pipe).values() if isinstance(m, torch.nn.Module) and m is not pipe.text_encoder]
+    return sum(p.numel() for m in networks for p in m.parameters())
+
+
 def load_pipeline(model_dir: str | Path, device: str = "cpu"):
     """The pipeline of any family's model folder, on `device`."""
     module, name = FAMILIES[model_family(model_dir)].split(":")

@@ -2,7 +2,8 @@
 
     GET  /              the web page (prompt, settings, Generate, progress, gallery, downloads)
     POST /v1/generate   {prompt, negative_prompt, seed, n, and the family's settings (diffusion: steps, guidance,
-                        scheduler; GAN: truncation)} -> PNGs (base64)
+                        scheduler; GAN: truncation; token transformer: guidance, temperature, top_k, top_p)}
+                        -> PNGs (base64)
     GET  /v1/model      what is loaded: name, hash, family, size, its settings with their ranges, defaults, limits
     GET  /v1/progress   the running generation's step and how many requests wait
     GET  /healthz       liveness, answered even while generating
@@ -29,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-import torch
 from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -37,7 +37,7 @@ from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from t2i.families import load_pipeline
+from t2i.families import load_pipeline, trained_parameters
 from t2i.generate import generate_with_parameters, save_png
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
@@ -255,14 +255,13 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
 
     @app.get("/v1/model", dependencies=keyed, responses=unauthorized)
     def model() -> dict:
-        networks = [m for m in vars(pipe).values() if isinstance(m, torch.nn.Module) and m is not pipe.text_encoder]
         settings = GenerateRequest.model_json_schema()["properties"]
         return {
             "name": pipe.name,
             "hash": pipe.hash,
             "family": pipe.family,
             "image_size": pipe.image_size,
-            "parameters": sum(p.numel() for m in networks for p in m.parameters()),  # without the frozen text encoder
+            "parameters": trained_parameters(pipe),  # without the frozen text encoder
             "settings": [spec | {"schema": settings[spec["name"]]} for spec in type(pipe.defaults).describe()],
             "takes_negative_prompt": pipe.takes_negative_prompt,
             "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
