@@ -14,7 +14,8 @@ latent diffusion (models written before the seam). Every family's pipeline has t
          callback=None, settings=None)  # settings: the family's Settings; None = pipe.defaults
     pipe.defaults, pipe.name, pipe.hash, pipe.family, pipe.image_size, pipe.autoencoder (or None)
 
-A new family is a folder (its model, trainer and pipeline) plus a line here.
+A new family is a folder (its model, trainer and pipeline), a line here, its sections in `t2i/config.py` and
+its `t2i train` command; generation, serving, evaluation and the page then take it as they are.
 """
 
 from __future__ import annotations
