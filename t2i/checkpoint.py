@@ -149,6 +149,19 @@ def resume_state(root: str | Path) -> tuple[Path, dict] | None:
     return None
 
 
+def resume_parts(root: str | Path, parts: dict) -> tuple[int, list]:
+    """Load every part (name -> anything with load_state_dict) from the newest intact checkpoint under `root`;
+    (step, history) from there, or (0, []) when there is none."""
+    resumed = resume_state(root)
+    if not resumed:
+        return 0, []
+    path, state = resumed
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    print(f"resumed from {path} at step {state['step']}")
+    return state["step"], state["history"]
+
+
 class TrainingStopped(Exception):
     """The run stopped at the user's request after writing a checkpoint; re-running the command resumes it."""
 

@@ -27,7 +27,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from safetensors.torch import load_file
 
 from t2i.autoencoder.model import load_autoencoder
-from t2i.config import TextConfig
+from t2i.config import TextConfig, save_config, to_dict
 from t2i.families import model_family
 from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
@@ -80,6 +80,14 @@ def make_scheduler(name: str, train_scheduler_config) -> object:
 def model_hash(weights: str | Path) -> str:
     """The first 10 hex digits of the SHA-256 of a model's weights file (web UIs' short model hash)."""
     return hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:10]
+
+
+def save_model_config(model_dir: Path, config) -> None:
+    """What every family's model folder holds beside its weights: the config it was trained with
+    (t2i_config.yaml, its family included) and the text encoder's reference (text_encoder/t2i_text.json)."""
+    (model_dir / "text_encoder").mkdir(parents=True, exist_ok=True)
+    (model_dir / "text_encoder" / "t2i_text.json").write_text(json.dumps(to_dict(config.text), indent=2))
+    save_config(config, model_dir / "t2i_config.yaml")
 
 
 def load_text_encoder_of(model_dir: Path):

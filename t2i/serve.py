@@ -229,6 +229,8 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
     limits = limits or ServeLimits()
     worker = Worker(pipe)
     GenerateRequest = request_model(limits, pipe.defaults)
+    schema = GenerateRequest.model_json_schema()["properties"]  # /v1/model's settings: each with its request schema
+    settings = [spec | {"schema": schema[spec["name"]]} for spec in type(pipe.defaults).describe()]
     app = FastAPIOffline(
         title="t2i", version="1", description="Text-to-image generation with a t2i latent diffusion model"
     )
@@ -255,14 +257,13 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
 
     @app.get("/v1/model", dependencies=keyed, responses=unauthorized)
     def model() -> dict:
-        settings = GenerateRequest.model_json_schema()["properties"]
         return {
             "name": pipe.name,
             "hash": pipe.hash,
             "family": pipe.family,
             "image_size": pipe.image_size,
             "parameters": trained_parameters(pipe),  # without the frozen text encoder
-            "settings": [spec | {"schema": settings[spec["name"]]} for spec in type(pipe.defaults).describe()],
+            "settings": settings,
             "takes_negative_prompt": pipe.takes_negative_prompt,
             "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
             "limits": vars(limits),

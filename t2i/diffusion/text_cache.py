@@ -9,6 +9,7 @@ run resumes. The empty caption (the unconditional input) is always included.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -18,8 +19,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
-
-from t2i.text import tokenize
 
 
 def caption_key(caption: str) -> str:
@@ -65,6 +64,7 @@ class TextEmbeddingCache:
             [self._load(self.folder / f"shard-{n:05d}.safetensors") for n in range(len(shards))]
         )
         self.row = {key: i for i, (key, _) in enumerate(unique)}
+        self.captions = [caption for _, caption in unique]
 
     @staticmethod
     def _keys(path: Path) -> list[str]:
@@ -80,6 +80,14 @@ class TextEmbeddingCache:
         """(B, max_tokens, D) float32 embeddings of captions that were in the cache."""
         return self.embeddings[[self.row[caption_key(c)] for c in captions]].float()
 
+    @functools.cached_property
+    def lengths(self) -> torch.Tensor:
+        """Real tokens of every cached caption (after truncation), counted once, in row order."""
+        ids = self.tokenizer(self.captions, truncation=True, max_length=self.max_tokens)["input_ids"]
+        return torch.tensor([len(i) for i in ids])
+
     def with_mask(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The embeddings and their (B, max_tokens) attention mask, 1 at the caption's real tokens."""
-        return self(captions), tokenize(self.tokenizer, captions, self.max_tokens)["attention_mask"]
+        """The embeddings and their (B, max_tokens) attention mask, 1 at the caption's real tokens (the
+        tokenizer's own padding mask: real tokens first), without tokenizing the batch again."""
+        lengths = self.lengths[[self.row[caption_key(c)] for c in captions]]
+        return self(captions), (torch.arange(self.max_tokens) < lengths[:, None]).long()

@@ -10,7 +10,6 @@ function of (seed, s, process), so a resumed run continues exactly where an unin
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -30,12 +29,12 @@ from tqdm import tqdm
 from t2i.autoencoder.cache import LatentCache
 from t2i.autoencoder.model import load_autoencoder
 from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_state, save_checkpoint
-from t2i.config import Config, diffusers_schedule_name, require_family, save_config, to_dict, validate
+from t2i.config import Config, diffusers_schedule_name, require_family, save_config, validate
 from t2i.data.datasets import epoch_order
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.unet import build_unet
 from t2i.grid import make_grid, to_pil
-from t2i.pipeline import Text2ImagePipeline
+from t2i.pipeline import Text2ImagePipeline, save_model_config
 from t2i.plots import plot_losses
 from t2i.text import load_text_encoder
 
@@ -326,10 +325,8 @@ def train_denoiser(
         if autoencoder_dir:
             shutil.copytree(autoencoder_dir, model_dir / "vae", dirs_exist_ok=True)
         noise_scheduler.save_pretrained(model_dir / "scheduler")
-        (model_dir / "text_encoder").mkdir(exist_ok=True)
-        (model_dir / "text_encoder" / "t2i_text.json").write_text(json.dumps(to_dict(config.text), indent=2))
+        save_model_config(model_dir, config)
         if jointly_trained:
             save_file(raw_text.state_dict(), model_dir / "text_encoder" / "model.safetensors")
-        save_config(config, model_dir / "t2i_config.yaml")
     accelerator.wait_for_everyone()
     return model_dir

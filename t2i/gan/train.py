@@ -10,7 +10,6 @@ continues exactly where an uninterrupted one would be.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -21,13 +20,14 @@ from accelerate import PartialState
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_state, save_checkpoint
-from t2i.config import Config, require_family, save_config, to_dict, validate
+from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_parts, save_checkpoint
+from t2i.config import Config, require_family, save_config, validate
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import BatchPlan, held_out_captions
 from t2i.gan.model import Discriminator, Generator, init_weights
 from t2i.gan.pipeline import GANPipeline
 from t2i.grid import make_grid
+from t2i.pipeline import save_model_config
 from t2i.pixel_diffusion.train import PixelImages
 from t2i.plots import plot_losses
 from t2i.text import load_text_encoder, sentence_embedding
@@ -83,16 +83,8 @@ def train_gan(config: Config, data_dir: str | Path, out_dir: str | Path, cache_d
     opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999))
 
-    step, history = 0, []
-    resumed = resume_state(out / "checkpoints")
-    if resumed:
-        checkpoint, state = resumed
-        generator.load_state_dict(state["generator"])
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step, history = state["step"], state["history"]
-        print(f"resumed from {checkpoint} at step {step}")
+    parts = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
+    step, history = resume_parts(out / "checkpoints", parts)
 
     def check_finite(loss: torch.Tensor, network: str, step: int) -> None:
         if not math.isfinite(loss.item()):
@@ -102,8 +94,7 @@ def train_gan(config: Config, data_dir: str | Path, out_dir: str | Path, cache_d
             )
 
     def save(step: int) -> None:
-        networks = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
-        state = {"step": step, "history": history} | {k: v.state_dict() for k, v in networks.items()}
+        state = {"step": step, "history": history} | {k: v.state_dict() for k, v in parts.items()}
         save_checkpoint(out / "checkpoints", step, state, tc.keep_checkpoints)
 
     def sample_grid(step: int) -> None:
@@ -158,8 +149,6 @@ def train_gan(config: Config, data_dir: str | Path, out_dir: str | Path, cache_d
 
     # the model folder: the generator, the text encoder's reference, our config
     model_dir = out / "model"
-    (model_dir / "text_encoder").mkdir(parents=True, exist_ok=True)
+    save_model_config(model_dir, config)
     save_file(generator.state_dict(), model_dir / "generator.safetensors")
-    (model_dir / "text_encoder" / "t2i_text.json").write_text(json.dumps(to_dict(config.text), indent=2))
-    save_config(config, model_dir / "t2i_config.yaml")
     return model_dir

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from t2i.config import load_config, save_config, to_dict
+from t2i.config import load_config
 from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
-from t2i.pipeline import MAX_GUIDANCE, check_request, load_text_encoder_of, model_hash
+from t2i.pipeline import MAX_GUIDANCE, check_request, load_text_encoder_of, model_hash, save_model_config
 from t2i.settings import Settings, setting
 from t2i.vq_transformer.model import TokenTransformer
 from t2i.vq_transformer.tokens import decode_tokens, load_vq
@@ -84,11 +83,9 @@ class VQTransformerPipeline:
         """Write a model folder: the transformer, the VQ autoencoder (copied from vq_dir), the text encoder's
         reference and the config."""
         model_dir = Path(model_dir)
-        (model_dir / "text_encoder").mkdir(parents=True, exist_ok=True)
+        save_model_config(model_dir, config)
         save_file(self.transformer.state_dict(), model_dir / "transformer.safetensors")
         shutil.copytree(vq_dir, model_dir / "vqvae", dirs_exist_ok=True)
-        (model_dir / "text_encoder" / "t2i_text.json").write_text(json.dumps(to_dict(config.text), indent=2))
-        save_config(config, model_dir / "t2i_config.yaml")
         return model_dir
 
     def to(self, device) -> VQTransformerPipeline:

@@ -18,7 +18,7 @@ from accelerate import PartialState
 from diffusers.optimization import get_scheduler
 from tqdm import tqdm
 
-from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_state, save_checkpoint
+from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_parts, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, require_family, save_config, validate
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import BatchPlan, held_out_captions
@@ -63,18 +63,10 @@ def train_prior(config: Config, cache_dir: str | Path, autoencoder_dir: str | Pa
     )
     pipe = VQTransformerPipeline(model, vq, text_encoder)
 
-    step, history = 0, []
-    resumed = resume_state(out / "checkpoints")
-    if resumed:
-        checkpoint, state = resumed
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        step, history = state["step"], state["history"]
-        print(f"resumed from {checkpoint} at step {step}")
+    parts = {"model": model, "optimizer": optimizer, "lr_schedule": lr_schedule}
+    step, history = resume_parts(out / "checkpoints", parts)
 
     def save(step: int) -> None:
-        parts = {"model": model, "optimizer": optimizer, "lr_schedule": lr_schedule}
         state = {"step": step, "history": history} | {k: v.state_dict() for k, v in parts.items()}
         save_checkpoint(out / "checkpoints", step, state, tc.keep_checkpoints)
 
