@@ -88,8 +88,6 @@ def _train_autoencoder(args):
 def _train_diffusion(args):
     from pathlib import Path
 
-    from accelerate import PartialState
-
     from t2i.autoencoder.cache import cache_latents
     from t2i.config import load_config
     from t2i.diffusion.train import train_diffusion
@@ -98,10 +96,14 @@ def _train_diffusion(args):
     if args.text_encoder:
         config.text.path = args.text_encoder
     cache = Path(args.cache or Path(args.out) / "cache")
-    with PartialState().main_process_first():  # with several processes, the main one builds the cache
-        cache_latents(
-            args.autoencoder, args.data, cache, flip=config.data.flip, split_fractions=config.data.split_fractions
-        )
+    cache_latents(  # with several processes, each encodes its share of the shards
+        args.autoencoder,
+        args.data,
+        cache,
+        flip=config.data.flip,
+        split_fractions=config.data.split_fractions,
+        mixed_precision=config.diffusion_training.mixed_precision,
+    )
     model = train_diffusion(config, cache, args.autoencoder, args.out, overfit_batch=args.overfit_batch)
     print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
 
@@ -123,16 +125,13 @@ def _train_gan(args):
 
 
 def _train_prior(args):
-    from accelerate import PartialState
-
     from t2i.config import load_config
     from t2i.vq_transformer.tokens import cache_tokens
     from t2i.vq_transformer.train import train_prior
 
     config = load_config(args.config)
     cache = Path(args.cache or Path(args.out) / "cache")
-    with PartialState().main_process_first():
-        cache_tokens(args.autoencoder, args.data, cache, config.data.flip, config.data.split_fractions)
+    cache_tokens(args.autoencoder, args.data, cache, config.data.flip, config.data.split_fractions)
     model = train_prior(config, cache, args.autoencoder, args.out)
     print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
 
@@ -205,7 +204,9 @@ def _eval_report(args):
 def _cache_latents(args):
     from t2i.autoencoder.cache import cache_latents
 
-    out = cache_latents(args.autoencoder, args.data, args.out, flip=not args.no_flip)
+    out = cache_latents(
+        args.autoencoder, args.data, args.out, flip=not args.no_flip, mixed_precision=args.mixed_precision
+    )
     print(f"latent cache in {out}")
 
 
@@ -323,6 +324,8 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from t2i.config import PRECISIONS
+
     parser = Parser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
     parser.add_argument("--threads", type=bounded(int, 1, 1024), default=None, help="CPU threads (None: all cores)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -448,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder or manifest")
     p.add_argument("--out", required=True, help="cache folder")
     p.add_argument("--no-flip", action="store_true", help="do not store horizontally flipped latents")
+    p.add_argument(
+        "--mixed-precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="encode in this precision (auto: bf16 where the GPU or CPU runs it natively)",
+    )
     p.set_defaults(func=_cache_latents)
     p = cache.add_parser("tokens", help="a VQ autoencoder's code indices for every image (and its flip)")
     p.add_argument("--autoencoder", required=True, help="VQ autoencoder folder")

@@ -14,6 +14,8 @@ import yaml
 
 from t2i.families import FAMILIES
 
+PRECISIONS = ("auto", "no", "bf16", "fp16")  # mixed_precision: "auto" is t2i.devices.resolve_precision's
+
 
 @dataclass
 class DataConfig:
@@ -55,7 +57,11 @@ class AutoencoderTrainConfig:
     disc_weight: float = 0.5  # multiplies the LDM adaptive weight of the adversarial term
     disc_channels: int = 64  # width of the first discriminator layer
     disc_layers: int = 3  # strided conv layers of the PatchGAN
-    mixed_precision: str = "no"  # accelerate: "no", "bf16" or "fp16"
+    mixed_precision: str = (
+        "auto"  # "auto" (bf16 where the GPU or CPU runs it natively, else fp32), "no", "bf16", "fp16"
+    )
+    compile: bool = False  # torch.compile the autoencoder (GPUs; compiling takes a minute or two)
+    channels_last: bool = False  # NHWC memory layout for the convolutions (GPUs)
     seed: int = 0
     log_every: int = 10  # steps between TensorBoard scalars and the progress-bar update
     sample_every: int = 200  # steps between reconstruction-grid and loss-curve PNGs
@@ -109,7 +115,11 @@ class DiffusionTrainConfig:
     )
     cfg_dropout: float = 0.1  # probability that a caption is replaced by "" (for classifier-free guidance)
     ema_decay: float = 0.9999  # EMA max decay; LDM warm-up: decay_t = min(ema_decay, (1 + t) / (10 + t))
-    mixed_precision: str = "no"  # accelerate: "no" (CPU default), "bf16" or "fp16" (GPUs)
+    mixed_precision: str = (
+        "auto"  # "auto" (bf16 where the GPU or CPU runs it natively, else fp32), "no", "bf16", "fp16"
+    )
+    compile: bool = False  # torch.compile the UNet (GPUs; compiling takes a minute or two)
+    channels_last: bool = False  # NHWC memory layout for the convolutions (GPUs)
     seed: int = 0
     log_every: int = 20  # steps between logged scalars
     sample_every: int = 500  # steps between sample grids and loss plots
@@ -267,7 +277,6 @@ def validate(config: Config) -> None:
         )
     else:  # pixel space (and a GAN, whose own rule is stricter): no autoencoder
         f, why = 1, f"the UNet's {unet_factor}x downsampling"
-    precisions = ("no", "bf16", "fp16")
     rules = [
         ("family", config.family in FAMILIES, f"must be one of {list(FAMILIES)}"),
         ("data.image_size", d.image_size >= 8, "must be >= 8"),
@@ -424,7 +433,7 @@ def validate(config: Config) -> None:
             (f"{section}.lr_schedule", tc.lr_schedule in LR_SCHEDULES, "must be 'cosine' or 'constant'"),
         ]
     rules += [
-        (f"{section}.mixed_precision", tc.mixed_precision in precisions, f"must be one of {precisions}")
+        (f"{section}.mixed_precision", tc.mixed_precision in PRECISIONS, f"must be one of {PRECISIONS}")
         for section, tc in (("autoencoder_training", at), ("diffusion_training", dt))
     ]
     weights = ("l1_weight", "l2_weight", "kl_weight", "vq_commitment", "lpips_weight", "disc_weight")

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from t2i.autoencoder.model import load_autoencoder
 from t2i.data.check import Record, attribute_vector
 from t2i.data.datasets import UNREADABLE, ImageCaptionDataset, load_pixels, split_of
+from t2i.devices import autocast, process_state, resolve_precision, to_device
 
 log = logging.getLogger(__name__)
 IDENTITY = ("autoencoder_sha256", "kind", "image_size", "flip", "shard_size")  # a mismatch refuses the folder
@@ -76,30 +77,48 @@ def _stale_reason(metadata: dict, sources: list[list[str]]) -> str | None:
     return f"made for {len(stored)} images, the dataset now has {len(sources)} in its range"
 
 
-@torch.no_grad()
-def _encode_shard(model, kind: str, records: list[Record], size: int, flip: bool, batch_size: int):
-    """The latents of the readable records (and their flips), and the ids that were readable."""
-    pixels, ids = [], []
-    for record in records:
+class _Pixels(torch.utils.data.Dataset):
+    """Decoded images of some records (decoded by DataLoader workers); an unreadable file gives None."""
+
+    def __init__(self, records: list[Record], size: int):
+        self.records, self.size = records, size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        record = self.records[index]
         try:
-            pixels.append(load_pixels(record.image, size))
-            ids.append(record.id)
+            return record.id, load_pixels(record.image, self.size)
         except UNREADABLE as error:
             log.warning("skipped %s: unreadable since the scan (%s)", record.image, error)
-    tensors: dict[str, list[torch.Tensor]] = {}
-    for flipped in (False, True) if flip else (False,):
-        suffix = "_flip" if flipped else ""
-        for b in range(0, len(pixels), batch_size):
-            x = torch.stack(pixels[b : b + batch_size])
-            if flipped:
-                x = x.flip(-1)  # the mirrored image (load_pixels(flip=True) crops first, then mirrors)
-            if kind == "kl":
-                posterior = model.encode(x).latent_dist
-                tensors.setdefault("mean" + suffix, []).append(posterior.mean)
-                tensors.setdefault("logvar" + suffix, []).append(posterior.logvar)
-            else:
-                tensors.setdefault("latents" + suffix, []).append(model.encode(x).latents)
-    return {k: torch.cat(v).contiguous() for k, v in tensors.items()}, ids
+            return record.id, None
+
+
+def _readable(batch: list) -> tuple[list[str], torch.Tensor | None]:
+    """A DataLoader collate: the ids and stacked pixels of the readable images of a batch."""
+    kept = [(i, x) for i, x in batch if x is not None]
+    return [i for i, _ in kept], torch.stack([x for _, x in kept]) if kept else None
+
+
+@torch.no_grad()
+def _encode(model, kind: str, x: torch.Tensor, flip: bool) -> dict[str, torch.Tensor]:
+    """The latents of a batch (and of its mirror image, in the same forward pass), float32, on its device."""
+    n = len(x)
+    if flip:
+        x = torch.cat([x, x.flip(-1)])  # the mirrored image (load_pixels(flip=True) crops first, then mirrors)
+    if kind == "kl":
+        posterior = model.encode(x).latent_dist
+        parts = {"mean": posterior.mean, "logvar": posterior.logvar}
+    else:
+        parts = {"latents": model.encode(x).latents}
+    tensors = {}
+    for name, value in parts.items():
+        value = value.float()
+        tensors[name] = value[:n]
+        if flip:
+            tensors[name + "_flip"] = value[n:]
+    return tensors
 
 
 def cache_latents(
@@ -110,9 +129,17 @@ def cache_latents(
     shard_size: int = 2048,
     batch_size: int = 64,
     split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
+    mixed_precision: str = "auto",
+    num_workers: int | None = None,
 ) -> Path:
-    """Encode every usable image of a dataset (all splits) into sharded safetensors; resumable."""
-    model = load_autoencoder(autoencoder_dir)
+    """Encode every usable image of a dataset (all splits) into sharded safetensors; resumable.
+
+    Runs on accelerate's device in `mixed_precision` ("auto": bf16 where it is native). Launched as n
+    processes (`accelerate launch`), process k encodes shards k, k + n, ..., and each returns once the cache
+    is complete. `num_workers` processes decode the images (None: 8 with a GPU, 0 on a CPU)."""
+    state = process_state()
+    device = state.device
+    model = load_autoencoder(autoencoder_dir).to(device)
     size = model.config.sample_size
     data = ImageCaptionDataset(data_dir, size, split=None, random_caption=False)
     out = Path(out_dir)
@@ -127,33 +154,71 @@ def cache_latents(
     }
     if (out / "cache.json").exists():
         _check_manifest(out, manifest)
-    (out / "cache.json").write_text(json.dumps(manifest, indent=2))  # incomplete until num_shards is added
+    state.wait_for_everyone()  # every process has checked the old manifest before it is rewritten
+    if state.is_main_process:
+        (out / "cache.json").write_text(json.dumps(manifest, indent=2))  # incomplete until num_shards is added
 
     sources = [[r.id, r.sha1] for r in data.records]  # hashed by the dataset scan, which read every file
-    starts = range(0, len(data), shard_size)
-    ids: list[str] = []
-    for number, start in enumerate(tqdm(starts, desc="cache latents", unit="shard")):
+    shards = [data.records[start : start + shard_size] for start in range(0, len(data), shard_size)]
+    todo = []  # this process's shards that no earlier run completed for these very files
+    for number in range(state.process_index, len(shards), state.num_processes):
         path = out / f"shard-{number:05d}.safetensors"
-        covered = sources[start : start + shard_size]
         if path.exists():
             try:
-                metadata = _shard_metadata(path)
-                reason = _stale_reason(metadata, covered)
+                reason = _stale_reason(_shard_metadata(path), sources[number * shard_size :][:shard_size])
             except Exception as error:  # safetensors raises its own error types for a damaged file
                 reason = f"unreadable ({error})"
-            if reason is None:  # completed by an earlier run, for these very files
-                ids += json.loads(metadata["ids"])
+            if reason is None:
                 continue
             log.warning("latent cache %s: re-encoding shard %d: %s", out, number, reason)
-        tensors, shard_ids = _encode_shard(
-            model, manifest["kind"], data.records[start : start + shard_size], size, flip, batch_size
-        )
-        tmp = path.with_suffix(".tmp")
+        todo.append(number)
+
+    # the images of those shards, decoded by worker processes, in order, in batches that stay within a shard
+    records = [r for n in todo for r in shards[n]]
+    batches_of, first = {}, 0  # shard -> its batches, as positions in `records`
+    for n in todo:
+        batches_of[n] = [
+            list(range(first + b, first + len(shards[n])))[:batch_size] for b in range(0, len(shards[n]), batch_size)
+        ]
+        first += len(shards[n])
+    workers = num_workers if num_workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    loader = torch.utils.data.DataLoader(
+        _Pixels(records, size),
+        batch_sampler=[batch for n in todo for batch in batches_of[n]],
+        num_workers=workers,
+        collate_fn=_readable,
+        pin_memory=device.type == "cuda",
+    )
+    precision = resolve_precision(mixed_precision, device)
+    loaded = iter(loader)
+    progress = tqdm(total=len(records), desc="cache latents", unit="img", disable=not state.is_main_process)
+    for number in todo:
+        shard_ids, parts = [], {}
+        for batch in batches_of[number]:
+            ids, x = next(loaded)
+            if x is not None:
+                with autocast(precision, device):
+                    latents = _encode(model, manifest["kind"], x.to(device, non_blocking=True), flip)
+                for name, value in latents.items():
+                    parts.setdefault(name, []).append(value)
+                shard_ids += ids
+            progress.update(len(batch))
+        path = out / f"shard-{number:05d}.safetensors"
+        covered = sources[number * shard_size :][:shard_size]
+        tensors = {name: torch.cat(values).cpu() for name, values in parts.items()}
+        tmp = path.with_suffix(f".tmp{state.process_index}")
         save_file(tensors, tmp, metadata={"ids": json.dumps(shard_ids), "sources": json.dumps(covered)})
         os.replace(tmp, path)
-        ids += shard_ids
-    for stale in sorted(out.glob("shard-*.safetensors"))[len(starts) :]:
+    progress.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return out
+    for stale in sorted(out.glob("shard-*.safetensors"))[len(shards) :]:
         stale.unlink()  # shards of a larger dataset that used this folder before
+
+    ids = [
+        i for n in range(len(shards)) for i in json.loads(_shard_metadata(out / f"shard-{n:05d}.safetensors")["ids"])
+    ]
 
     by_id = {r.id: r for r in data.records}
     rows = [
@@ -167,7 +232,7 @@ def cache_latents(
     ]
     (out / "records.tmp").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     os.replace(out / "records.tmp", out / "records.jsonl")  # atomic: other processes may be reading it
-    (out / "cache.tmp").write_text(json.dumps(manifest | {"num_shards": len(starts), "num_records": len(rows)}))
+    (out / "cache.tmp").write_text(json.dumps(manifest | {"num_shards": len(shards), "num_records": len(rows)}))
     os.replace(out / "cache.tmp", out / "cache.json")
     return out
 
@@ -214,6 +279,15 @@ class LatentCache:
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors.values())
+
+    def to(self, device: torch.device) -> LatentCache:
+        """Keep the latents on `device` (a GPU, when they fit): a batch is then gathered there."""
+        self.tensors = {k: v.to(device) for k, v in self.tensors.items()}
+        return self
+
     def _rows(self, name: str, index: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
         rows = self.tensors[name][index]
         if not self.manifest["flip"]:
@@ -221,9 +295,12 @@ class LatentCache:
         return torch.where(flip.view(-1, 1, 1, 1), self.tensors[name + "_flip"][index], rows)
 
     def latents(self, index: torch.Tensor, flip: torch.Tensor, generator: torch.Generator | None = None):
-        """Unscaled z for the given rows (flipped variants where `flip`): z = μ + exp(½ log σ²)·ε for KL."""
+        """Unscaled z for the given rows (flipped variants where `flip`), on the cache's device:
+        z = μ + exp(½ log σ²)·ε for KL, ε drawn from `generator` on the CPU."""
+        device = next(iter(self.tensors.values())).device
+        index, flip = to_device(index, device), to_device(flip, device)
         if self.manifest["kind"] == "vq":
             return self._rows("latents", index, flip)
         mean, logvar = self._rows("mean", index, flip), self._rows("logvar", index, flip)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        noise = to_device(torch.randn(mean.shape, generator=generator, dtype=mean.dtype), device)
         return mean + torch.exp(0.5 * logvar) * noise

@@ -7,7 +7,6 @@ diffusers folder (`OUT/vae/`) that `AutoencoderKL.from_pretrained` loads.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
 from t2i.checkpoint import StopOnInterrupt, resume_state, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, save_config, validate
 from t2i.data.datasets import EpochStream, ImageCaptionDataset, split_of, step_batches
+from t2i.devices import process_state, resolve_precision, use_fast_gpu_math
 from t2i.grid import make_grid, to_pil
 from t2i.plots import plot_losses
 
@@ -68,7 +68,11 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
     out = Path(out_dir)
     for sub in ("checkpoints", "samples", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=tc.mixed_precision, log_with="tensorboard", project_dir=out / "logs")
+    precision = resolve_precision(tc.mixed_precision, process_state().device)
+    accelerator = Accelerator(mixed_precision=precision, log_with="tensorboard", project_dir=out / "logs")
+    device = accelerator.device
+    if device.type == "cuda":
+        use_fast_gpu_math()
     set_seed(tc.seed)
     save_config(config, out / "config.yaml")
 
@@ -89,8 +93,12 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
     model = build_autoencoder(config.autoencoder, size)
     disc = PatchDiscriminator(tc.disc_channels, tc.disc_layers)
     lpips = LPIPS(tc.lpips_weights) if tc.lpips_weights else None
-    opt_ae = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9))
+    if tc.channels_last:
+        model.to(memory_format=torch.channels_last)
+        disc.to(memory_format=torch.channels_last)
+    fused = device.type == "cuda" or None  # one kernel for all parameters
+    opt_ae = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9), fused=fused)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9), fused=fused)
     schedule = get_scheduler(
         diffusers_schedule_name(tc.lr_schedule, "autoencoder_training"),
         opt_ae,
@@ -112,14 +120,18 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
         step, history = state["step"], state["history"]
         accelerator.print(f"resumed from {checkpoint} at step {step}")
 
+    if tc.compile:  # in place (the state dicts keep their keys); encode and decode are not forward()
+        for module in (model.encoder, model.decoder, disc):
+            module.compile()
     model, disc, opt_ae, opt_d = accelerator.prepare(model, disc, opt_ae, opt_d)
     if lpips is not None:
-        lpips.to(accelerator.device)
+        lpips.to(device)
     loader = torch.utils.data.DataLoader(
         EpochStream(data, tc.seed),
         batch_sampler=step_batches(step, tc.batch_size, accelerator.process_index, accelerator.num_processes),
         num_workers=config.data.num_workers,
         generator=torch.Generator(),  # its own: creating the iterator must not draw from the global RNG
+        pin_memory=device.type == "cuda",
     )
     batches = iter(loader)
     ae = accelerator.unwrap_model(model)
@@ -144,7 +156,7 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
     tick, seen = time.perf_counter(), 0
     with StopOnInterrupt(enabled=accelerator.num_processes == 1) as stop:  # Ctrl-C: checkpoint, then stop
         while step < tc.steps:
-            x = next(batches)["pixel_values"].to(accelerator.device)
+            x = next(batches)["pixel_values"].to(device, non_blocking=True)
             gan_on = step >= tc.disc_start
 
             # generator step: nll + regularizer (+ λ·adaptive weight · −D(x̂) once the GAN is on)
@@ -156,8 +168,6 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
                     g_loss = -disc(x_hat).mean()
                     weight = tc.disc_weight * adaptive_weight(nll, g_loss, last_layer)
                     loss = loss + weight * g_loss
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"autoencoder loss is {loss.item()} at step {step}; last good checkpoint kept")
             opt_ae.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             opt_ae.step()
@@ -175,7 +185,12 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
             step += 1
             seen += len(x) * accelerator.num_processes
             progress.update()
-            if step % tc.log_every == 0 or step == tc.steps:
+            log_due = step % tc.log_every == 0 or step == tc.steps
+            sample_due = accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps)
+            save_due = step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested
+            if (log_due or sample_due or save_due) and not torch.isfinite(loss):  # NaN weights keep the loss NaN
+                raise FloatingPointError(f"autoencoder loss is {loss.item()} at step {step}; last good checkpoint kept")
+            if log_due:
                 rate = seen / (time.perf_counter() - tick)
                 tick, seen = time.perf_counter(), 0
                 n_pixels = x[0].numel()
@@ -191,11 +206,11 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
                 history.append(logs)
                 accelerator.log({f"autoencoder/{k}": v for k, v in logs.items() if k != "step"}, step=step)
                 progress.set_postfix(rec=f"{logs['rec']:.4f}", img_s=f"{rate:.1f}")
-            if accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps):
-                reconstruction_grid(ae.eval(), val_x.to(accelerator.device), out / "samples" / f"recon-{step:07d}.png")
+            if sample_due:
+                reconstruction_grid(ae.eval(), val_x.to(device), out / "samples" / f"recon-{step:07d}.png")
                 ae.train()
                 plot_losses(history, out / "samples" / "losses.png", ["rec", "reg", "g", "d"], "autoencoder")
-            if step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested:
+            if save_due:
                 save(step)
             stop.stop_if_requested(step, tc.steps)
     progress.close()

@@ -20,6 +20,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from t2i.devices import autocast, process_state, to_device
+
 
 def caption_key(caption: str) -> str:
     return hashlib.sha1(caption.encode("utf-8")).hexdigest()
@@ -38,28 +40,42 @@ def encoder_id(text_encoder) -> str:
 
 
 class TextEmbeddingCache:
-    """Maps captions to their (max_tokens, D) embeddings; builds missing shards on open."""
+    """Maps captions to their (max_tokens, D) embeddings; builds missing shards on open, with the encoder on its
+    own device, in `precision` (accelerate's "no", "bf16", "fp16"); with several processes (`accelerate
+    launch`), process k builds shards k, k + n, ..., and every process then reads them all."""
 
     def __init__(
-        self, folder: str | Path, text_encoder, captions: list[str], shard_size: int = 8192, batch_size: int = 256
+        self,
+        folder: str | Path,
+        text_encoder,
+        captions: list[str],
+        shard_size: int = 8192,
+        batch_size: int = 256,
+        precision: str = "no",
     ):
         self.tokenizer, self.max_tokens = text_encoder.tokenizer, text_encoder.max_tokens
         self.folder = Path(folder) / f"text-{encoder_id(text_encoder)}-{text_encoder.max_tokens}"
         self.folder.mkdir(parents=True, exist_ok=True)
         unique = sorted({caption_key(c): c for c in [*captions, ""]}.items())
         shards = [unique[i : i + shard_size] for i in range(0, len(unique), shard_size)]
-        (self.folder / "index.json").write_text(json.dumps({"captions": len(unique), "shards": len(shards)}))
-        for number, shard in enumerate(tqdm(shards, desc="cache text embeddings", unit="shard")):
+        state = process_state()
+        if state.is_main_process:
+            (self.folder / "index.json").write_text(json.dumps({"captions": len(unique), "shards": len(shards)}))
+        mine = range(state.process_index, len(shards), state.num_processes)
+        for number in tqdm(mine, desc="cache text embeddings", unit="shard", disable=not state.is_main_process):
+            shard = shards[number]
             path = self.folder / f"shard-{number:05d}.safetensors"
             if path.exists() and self._keys(path) == [k for k, _ in shard]:
                 continue
             rows = []
             for b in range(0, len(shard), batch_size):
-                embeddings, _ = text_encoder.encode([c for _, c in shard[b : b + batch_size]])
+                with autocast(precision, next(text_encoder.parameters()).device):
+                    embeddings, _ = text_encoder.encode([c for _, c in shard[b : b + batch_size]])
                 rows.append(embeddings.to(torch.float16).cpu())
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".tmp{state.process_index}")
             save_file({"embeddings": torch.cat(rows)}, tmp, metadata={"keys": json.dumps([k for k, _ in shard])})
             os.replace(tmp, path)
+        state.wait_for_everyone()
         self.embeddings = torch.cat(
             [self._load(self.folder / f"shard-{n:05d}.safetensors") for n in range(len(shards))]
         )
@@ -76,9 +92,19 @@ class TextEmbeddingCache:
         with safe_open(path, "pt") as f:
             return f.get_tensor("embeddings")
 
+    @property
+    def nbytes(self) -> int:
+        return self.embeddings.nbytes
+
+    def to(self, device: torch.device) -> TextEmbeddingCache:
+        """Keep the embeddings on `device` (a GPU, when they fit): a batch is then gathered there."""
+        self.embeddings = self.embeddings.to(device)
+        return self
+
     def __call__(self, captions: list[str]) -> torch.Tensor:
-        """(B, max_tokens, D) float32 embeddings of captions that were in the cache."""
-        return self.embeddings[[self.row[caption_key(c)] for c in captions]].float()
+        """(B, max_tokens, D) float32 embeddings of captions that were in the cache, on the cache's device."""
+        rows = torch.tensor([self.row[caption_key(c)] for c in captions])
+        return self.embeddings[to_device(rows, self.embeddings.device)].float()
 
     @functools.cached_property
     def lengths(self) -> torch.Tensor:
@@ -90,4 +116,5 @@ class TextEmbeddingCache:
         """The embeddings and their (B, max_tokens) attention mask, 1 at the caption's real tokens (the
         tokenizer's own padding mask: real tokens first), without tokenizing the batch again."""
         lengths = self.lengths[[self.row[caption_key(c)] for c in captions]]
-        return self(captions), (torch.arange(self.max_tokens) < lengths[:, None]).long()
+        mask = (torch.arange(self.max_tokens) < lengths[:, None]).long()
+        return self(captions), to_device(mask, self.embeddings.device)

@@ -10,7 +10,6 @@ function of (seed, s, process), so a resumed run continues exactly where an unin
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from contextlib import nullcontext
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel, compute_snr
+from diffusers.training_utils import EMAModel
 from safetensors.torch import save_file
 from tqdm import tqdm
 
@@ -31,6 +30,7 @@ from t2i.autoencoder.model import load_autoencoder
 from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_state, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, require_family, save_config, validate
 from t2i.data.datasets import epoch_order
+from t2i.devices import fits_on_device, process_state, resolve_precision, to_device, use_fast_gpu_math
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.unet import build_unet
 from t2i.grid import make_grid, to_pil
@@ -66,8 +66,10 @@ def diffusion_loss(
     unet, noise_scheduler: DDPMScheduler, z0, context, generator, min_snr_gamma: float | None, autocast=nullcontext
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One batch's weighted loss, per-sample losses and timesteps; noise and t drawn from `generator`."""
-    noise = torch.randn(z0.shape, generator=generator).to(z0.device)
-    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=generator).to(z0.device)
+    noise = to_device(torch.randn(z0.shape, generator=generator), z0.device)
+    t = to_device(
+        torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=generator), z0.device
+    )
     z_t = noise_scheduler.add_noise(z0, noise, t)  # z_t = √ᾱ_t z0 + √(1−ᾱ_t) ε
     if noise_scheduler.config.prediction_type == "epsilon":
         target = noise
@@ -76,8 +78,36 @@ def diffusion_loss(
     with autocast():
         prediction = unet(z_t, t, encoder_hidden_states=context).sample
     per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean((1, 2, 3))
-    weight = min_snr_weight(compute_snr(noise_scheduler, t), min_snr_gamma, noise_scheduler.config.prediction_type)
+    alphas_cumprod = noise_scheduler.alphas_cumprod.to(t.device)[t]  # on the device since add_noise: no copy
+    snr = alphas_cumprod / (1 - alphas_cumprod)  # SNR_t = ᾱ_t / (1 − ᾱ_t)
+    weight = min_snr_weight(snr, min_snr_gamma, noise_scheduler.config.prediction_type)
     return (weight * per_sample).mean(), per_sample, t  # L = w(t) ‖ε − εθ(z_t, t, τθ(y))‖²
+
+
+def make_optimizer(parameters, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; on a GPU its fused kernel (one launch for all parameters)."""
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None)
+
+
+def optimizer_step(accelerator, unet, optimizer, lr_schedule, micro_batches, noise_scheduler, tc, trained):
+    """One optimizer step over `micro_batches` ((z0, context, generator) each): the mean weighted loss, the
+    per-sample losses and their timesteps, as tensors on the device (nothing here waits for the GPU)."""
+    losses, per_samples, timesteps = [], [], []
+    for z0, context, generator in micro_batches:
+        with accelerator.accumulate(unet):
+            loss, per_sample, t = diffusion_loss(
+                unet, noise_scheduler, z0, context, generator, tc.min_snr_gamma, accelerator.autocast
+            )
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(trained, tc.grad_clip)
+            optimizer.step()
+            lr_schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+        per_samples.append(per_sample.detach())
+        timesteps.append(t)
+    return torch.stack(losses).mean(), torch.cat(per_samples), torch.cat(timesteps)
 
 
 class BatchPlan:
@@ -147,16 +177,19 @@ def train_denoiser(
     for sub in ("checkpoints", "samples", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(
-        mixed_precision=tc.mixed_precision,
+        mixed_precision=resolve_precision(tc.mixed_precision, process_state().device),
         gradient_accumulation_steps=tc.grad_accum,
         log_with="tensorboard",
         project_dir=out / "logs",
     )
+    device = accelerator.device
+    if device.type == "cuda":
+        use_fast_gpu_math()
     torch.manual_seed(tc.seed)
     save_config(config, out / "config.yaml")
 
     # data: cached latents or pixels (train split) and, for a frozen encoder, cached caption embeddings
-    vae = load_autoencoder(autoencoder_dir).to(accelerator.device) if autoencoder_dir else None
+    vae = load_autoencoder(autoencoder_dir).to(device) if autoencoder_dir else None
     scale = vae.config.scaling_factor if vae else 1.0
     train_rows = [i for i, r in enumerate(cache.records) if r["split"] == "train"]
     if overfit_batch:
@@ -166,19 +199,28 @@ def train_denoiser(
     )
     sample_prompts = list(tc.sample_prompts) or held_out_captions(cache, 8)
     text_encoder = load_text_encoder(config.text)
-    text_encoder.to(accelerator.device)
+    text_encoder.to(device)
     jointly_trained = config.text.kind == "scratch"
     if not jointly_trained:
         captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(sample_prompts))
-        with accelerator.main_process_first():
-            text_cache = TextEmbeddingCache(Path(text_cache_dir), text_encoder, captions)
+        text_cache = TextEmbeddingCache(
+            Path(text_cache_dir), text_encoder, captions, precision=accelerator.mixed_precision
+        )
+        if fits_on_device(text_cache.nbytes, device):
+            text_cache.to(device)
+    if fits_on_device(cache.nbytes, device):  # a batch is then gathered on the GPU
+        cache.to(device)
 
     # model, EMA, optimizer (AdamW), LR warm-up then cosine/constant
     factor, channels = (2 ** (len(vae.config.block_out_channels) - 1), vae.config.latent_channels) if vae else (1, 3)
     unet = build_unet(config.unet, channels, config.data.image_size // factor, text_encoder.hidden_size)
+    if tc.channels_last:
+        unet.to(memory_format=torch.channels_last)
     trained = list(unet.parameters()) + (list(text_encoder.parameters()) if jointly_trained else [])
-    ema = EMAModel(unet.parameters(), decay=tc.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config)
-    optimizer = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
+    ema = EMAModel(
+        unet.parameters(), decay=tc.ema_decay, foreach=True, model_cls=UNet2DConditionModel, model_config=unet.config
+    )
+    optimizer = make_optimizer(trained, tc.lr, tc.weight_decay, device)
     lr_schedule = get_scheduler(
         diffusers_schedule_name(tc.lr_schedule, "diffusion_training"),
         optimizer,
@@ -200,10 +242,12 @@ def train_denoiser(
             text_encoder.load_state_dict(state["text_encoder"])
         step, history = state["step"], state["history"]
         accelerator.print(f"resumed from {checkpoint} at step {step}")
-    ema.to(accelerator.device)
+    ema.to(device)
     world, rank = accelerator.num_processes, accelerator.process_index
     if jointly_trained and world > 1:
         raise ValueError("text.kind 'scratch' trains on one process only; use a frozen encoder for multi-GPU runs")
+    if tc.compile:
+        unet.compile()  # in place: the state dict keeps its keys
     unet, optimizer, lr_schedule = accelerator.prepare(unet, optimizer, lr_schedule)
     raw_unet, raw_text = accelerator.unwrap_model(unet), text_encoder
     accelerator.init_trackers("diffusion")
@@ -230,7 +274,7 @@ def train_denoiser(
         if overfit_batch:  # the training images, above what the model makes of their captions
             rows, captions, flips = plan.micro_batch(0)
             prompts = captions[:8]
-            z = cache.latents(rows[:8], flips[:8], torch.Generator()).to(accelerator.device)
+            z = cache.latents(rows[:8], flips[:8], torch.Generator()).to(device)
             originals = to_pil(vae.decode(z).sample if vae else z)
         ema.store(raw_unet.parameters())
         ema.copy_to(raw_unet.parameters())  # sample with the EMA weights
@@ -245,65 +289,65 @@ def train_denoiser(
             out / "samples" / f"samples-{step:07d}.png"
         )
 
+    def micro_batches(step: int):
+        """The (z0, context, generator) of each micro-batch of a step: a pure function of (seed, step, process)."""
+        for micro in range(tc.grad_accum):
+            index = 0 if overfit_batch else (step * tc.grad_accum + micro) * world + rank
+            rows, captions, flips = plan.micro_batch(index)
+            gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + (step * tc.grad_accum + micro) * world + rank)
+            z0 = to_device(cache.latents(rows, flips, gen), device) * scale  # z0 = s·E(x)
+            context = text_encoder.encode(captions)[0] if jointly_trained else to_device(text_cache(captions), device)
+            yield z0, context, gen
+
     progress = tqdm(total=tc.steps, initial=step, desc="diffusion", disable=not accelerator.is_main_process)
-    tick, seen = time.perf_counter(), 0
-    loss_sum, loss_steps = 0.0, 0  # the logged loss is the mean over the steps since the last log
-    bucket_sum, bucket_count = torch.zeros(TIMESTEP_BUCKETS), torch.zeros(TIMESTEP_BUCKETS)
+    tick, seen, checked = time.perf_counter(), 0, step
+    # the logged loss is the mean over the steps since the last log; kept on the device until then
+    loss_sum, loss_steps = torch.zeros((), device=device), 0
+    bucket_sum, bucket_count = (
+        torch.zeros(TIMESTEP_BUCKETS, device=device),
+        torch.zeros(TIMESTEP_BUCKETS, device=device),
+    )
     with StopOnInterrupt(enabled=world == 1) as stop:  # Ctrl-C: checkpoint, then stop
         while step < tc.steps:
-            for micro in range(tc.grad_accum):
-                index = 0 if overfit_batch else (step * tc.grad_accum + micro) * world + rank
-                rows, captions, flips = plan.micro_batch(index)
-                gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + (step * tc.grad_accum + micro) * world + rank)
-                with accelerator.accumulate(unet):
-                    z0 = (cache.latents(rows, flips, gen) * scale).to(accelerator.device)  # z0 = s·E(x)
-                    if jointly_trained:
-                        context, _ = text_encoder.encode(captions)
-                    else:
-                        context = text_cache(captions).to(accelerator.device)
-                    loss, per_sample, t = diffusion_loss(
-                        unet, noise_scheduler, z0, context, gen, tc.min_snr_gamma, accelerator.autocast
-                    )
-                    if not math.isfinite(loss.item()):
-                        raise FloatingPointError(
-                            f"diffusion loss is {loss.item()} at step {step}; stopping. The last good checkpoint "
-                            f"({latest_checkpoint(out / 'checkpoints')}) is untouched: lower the LR or check the data"
-                        )
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(trained, tc.grad_clip)
-                    optimizer.step()
-                    lr_schedule.step()
-                    optimizer.zero_grad(set_to_none=True)
-                buckets = (t.cpu() * TIMESTEP_BUCKETS // noise_scheduler.config.num_train_timesteps).long()
-                loss_sum += loss.item() / tc.grad_accum
-                bucket_sum.index_add_(0, buckets, per_sample.detach().cpu())
-                bucket_count.index_add_(0, buckets, torch.ones(len(buckets)))
-                seen += len(z0) * world
+            loss, per_sample, t = optimizer_step(
+                accelerator, unet, optimizer, lr_schedule, micro_batches(step), noise_scheduler, tc, trained
+            )
             ema.step(raw_unet.parameters())
+            buckets = t * TIMESTEP_BUCKETS // noise_scheduler.config.num_train_timesteps
+            loss_sum += loss
+            bucket_sum.index_add_(0, buckets, per_sample)
+            bucket_count.index_add_(0, buckets, torch.ones_like(per_sample))
+            seen += tc.batch_size * tc.grad_accum * world
             step += 1
             loss_steps += 1
             progress.update()
-            if step % tc.log_every == 0 or step == tc.steps:
+            log_due = step % tc.log_every == 0 or step == tc.steps
+            sample_due = accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps)
+            save_due = step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested
+            due = log_due or sample_due or save_due
+            if due and not torch.isfinite(loss_sum):  # the loop's only wait for the GPU, with the log's .item()s
+                raise FloatingPointError(
+                    f"diffusion loss is {loss_sum.item()} in steps {checked + 1}-{step}; stopping. The last good "
+                    f"checkpoint ({latest_checkpoint(out / 'checkpoints')}) is untouched: lower the LR or check data"
+                )
+            checked = step if due else checked
+            if log_due:
                 rate = seen / (time.perf_counter() - tick)
                 logs = {
                     "step": step,
-                    "loss": loss_sum / loss_steps,
+                    "loss": loss_sum.item() / loss_steps,
                     "lr": lr_schedule.get_last_lr()[0],
                     "images_per_s": rate,
                 }
-                logs |= {
-                    f"loss_t{b}": (bucket_sum[b] / bucket_count[b]).item()
-                    for b in range(TIMESTEP_BUCKETS)
-                    if bucket_count[b] > 0
-                }
-                tick, seen, loss_sum, loss_steps = time.perf_counter(), 0, 0.0, 0
-                bucket_sum.zero_()
-                bucket_count.zero_()
+                sums, counts = bucket_sum.tolist(), bucket_count.tolist()
+                logs |= {f"loss_t{b}": sums[b] / counts[b] for b in range(TIMESTEP_BUCKETS) if counts[b] > 0}
+                tick, seen, loss_steps = time.perf_counter(), 0, 0
+                for total in (loss_sum, bucket_sum, bucket_count):
+                    total.zero_()
                 history.append(logs)
                 accelerator.log({f"diffusion/{k}": v for k, v in logs.items() if k != "step"}, step=step)
                 progress.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{rate:.1f}")
-            if accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps):
+            if sample_due:
                 sample_grid(step)
                 plot_losses(
                     history,
@@ -311,7 +355,7 @@ def train_denoiser(
                     ["loss"] + [f"loss_t{b}" for b in range(TIMESTEP_BUCKETS)],
                     "diffusion (loss_tK: timesteps in bucket K of 5, K=0 least noise)",
                 )
-            if step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested:
+            if save_due:
                 save(step)
             stop.stop_if_requested(step, tc.steps)
     progress.close()

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import PartialState
 from safetensors.torch import save_file
 from tqdm import tqdm
 
 from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_parts, save_checkpoint
 from t2i.config import Config, require_family, save_config, validate
+from t2i.devices import process_state
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import BatchPlan, held_out_captions
 from t2i.gan.model import Discriminator, Generator, init_weights
@@ -62,7 +62,7 @@ def train_gan(config: Config, data_dir: str | Path, out_dir: str | Path, cache_d
     out = Path(out_dir)
     for sub in ("checkpoints", "samples"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    device = PartialState().device
+    device = process_state().device
     torch.manual_seed(tc.seed)
     save_config(config, out / "config.yaml")
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from t2i.config import Config, require_family, validate
 from t2i.data.datasets import UNREADABLE, ImageCaptionDataset, load_pixels, split_of
+from t2i.devices import to_device
 from t2i.diffusion.train import train_denoiser
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,18 @@ class PixelImages:
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def nbytes(self) -> int:
+        return self.pixels.nbytes
+
+    def to(self, device: torch.device) -> PixelImages:
+        """Keep the images on `device` (a GPU, when they fit): a batch is then gathered there."""
+        self.pixels = self.pixels.to(device)
+        return self
+
     def latents(self, index: torch.Tensor, flip: torch.Tensor, generator: torch.Generator | None = None):
-        """x0 in [-1, 1] for the given rows, mirrored left-right where `flip`."""
+        """x0 in [-1, 1] for the given rows, mirrored left-right where `flip`, on the images' device."""
+        index, flip = to_device(index, self.pixels.device), to_device(flip, self.pixels.device)
         x = self.pixels[index].float() / 127.5 - 1.0
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x) if self.flip else x
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from t2i.autoencoder.cache import LatentCache, cache_latents
 from t2i.autoencoder.model import load_autoencoder
+from t2i.devices import process_state
 
 
 def load_vq(autoencoder_dir: str | Path) -> VQModel:
@@ -50,23 +51,26 @@ def decode_tokens(vq: VQModel, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def cache_tokens(autoencoder_dir, data_dir, out, flip: bool = True, split_fractions=(0.9, 0.05, 0.05)) -> Path:
-    """`t2i cache tokens`: the latent cache, then every image's tokens (reused when made by this autoencoder)."""
-    vq = load_vq(autoencoder_dir)
-    out = cache_latents(autoencoder_dir, data_dir, out, flip=flip, split_fractions=split_fractions)
-    latents = LatentCache(out, autoencoder_dir)
-    digest, path = latents.manifest["autoencoder_sha256"], Path(out) / "tokens.safetensors"
-    if path.is_file():
-        with safe_open(path, "pt") as f:
-            if (f.metadata() or {}) == {"autoencoder_sha256": digest, "rows": str(len(latents))}:
-                return Path(out)
-    names = [n for n in ("latents", "latents_flip") if n in latents.tensors]
-    tokens = {
-        n.replace("latents", "tokens"): quantize(vq, latents.tensors[n]).to(torch.int16)
-        for n in tqdm(names, desc="cache tokens")
-    }
-    save_file(tokens, path.with_suffix(".tmp"), metadata={"autoencoder_sha256": digest, "rows": str(len(latents))})
-    os.replace(path.with_suffix(".tmp"), path)
-    return Path(out)
+    """`t2i cache tokens`: the latent cache (split over processes, if launched as several), then every image's
+    tokens (made by the main process; reused when made by this autoencoder)."""
+    vq = load_vq(autoencoder_dir)  # refuses a KL autoencoder before any work
+    out = Path(cache_latents(autoencoder_dir, data_dir, out, flip=flip, split_fractions=split_fractions))
+    with process_state().main_process_first():
+        latents = LatentCache(out, autoencoder_dir)
+        digest, path = latents.manifest["autoencoder_sha256"], out / "tokens.safetensors"
+        if path.is_file():
+            with safe_open(path, "pt") as f:
+                if (f.metadata() or {}) == {"autoencoder_sha256": digest, "rows": str(len(latents))}:
+                    return out
+        names = [n for n in ("latents", "latents_flip") if n in latents.tensors]
+        tokens = {
+            n.replace("latents", "tokens"): quantize(vq, latents.tensors[n]).to(torch.int16)
+            for n in tqdm(names, desc="cache tokens")
+        }
+        metadata = {"autoencoder_sha256": digest, "rows": str(len(latents))}
+        save_file(tokens, path.with_suffix(".tmp"), metadata=metadata)
+        os.replace(path.with_suffix(".tmp"), path)
+    return out
 
 
 class TokenCache:

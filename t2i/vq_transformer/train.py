@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 from diffusers.optimization import get_scheduler
 from tqdm import tqdm
 
 from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_parts, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, require_family, save_config, validate
+from t2i.devices import process_state
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import BatchPlan, held_out_captions
 from t2i.grid import make_grid
@@ -38,7 +38,7 @@ def train_prior(config: Config, cache_dir: str | Path, autoencoder_dir: str | Pa
     out = Path(out_dir)
     for sub in ("checkpoints", "samples"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    device = PartialState().device
+    device = process_state().device
     torch.manual_seed(tc.seed)
     save_config(config, out / "config.yaml")
 

@@ -1,0 +1,80 @@
+"""Where and in what precision things run: `mixed_precision: auto`, the GPU's fast paths, host-to-device copies.
+
+"auto" is bf16 autocast where the hardware runs bf16 natively (every CUDA GPU with bf16, and CPUs with AMX
+or AVX512-BF16, found by timing a short probe rather than reading flags) and fp32 elsewhere: on a CPU that
+only emulates bf16, autocast would be about 75× slower than fp32.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
+
+from t2i.config import PRECISIONS
+
+
+def process_state() -> PartialState:
+    """accelerate's device and process index/count, as `Accelerator()` will see them (`accelerate launch --cpu`
+    included, which PartialState() alone does not read)."""
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+@functools.cache
+def cpu_runs_bf16_natively() -> bool:
+    """A bf16 matmul at most 3× slower than the fp32 one (fastest of 5 each, interleaved): native bf16 is about
+    as fast or faster, emulated bf16 about 75× slower, so the answer does not flip when the machine is busy."""
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
+    for _ in range(5):
+        for dtype in best:
+            x, y = a.to(dtype), b.to(dtype)
+            start = time.perf_counter()
+            x @ y
+            best[dtype] = min(best[dtype], time.perf_counter() - start)
+    return best[torch.bfloat16] < 3 * best[torch.float32]
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """accelerate's mixed_precision ("no", "bf16", "fp16") for a config's value, "auto" decided for `device`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu":
+        return "bf16" if cpu_runs_bf16_natively() else "no"
+    return "no"
+
+
+def autocast(precision: str, device: torch.device | str):
+    """torch.autocast for an accelerate precision ("no": a disabled context)."""
+    device = torch.device(device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def use_fast_gpu_math() -> None:
+    """TF32 for the fp32 matmuls and convolutions left outside autocast (optimizer math is unaffected)."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution algorithm once
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """x on `device` without waiting for the GPU: a pinned copy, sent asynchronously (a plain .to(cuda) of
+    pageable memory waits until every queued kernel has run)."""
+    if device.type != "cuda" or x.device.type != "cpu":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
+def fits_on_device(nbytes: int, device: torch.device, share: float = 0.25) -> bool:
+    """Whether `nbytes` take at most `share` of the GPU's free memory (always False off CUDA: the data is
+    already in the CPU's memory)."""
+    return device.type == "cuda" and nbytes <= share * torch.cuda.mem_get_info(device)[0]
