@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import cProfile
 import dataclasses
+import io
 import json
 import os
+import pstats
 import statistics
 import tempfile
 import time
@@ -222,9 +225,12 @@ def timed_rounds(contestants: dict, steps: int, rounds: int, device) -> dict[str
     return times
 
 
-def unet_training(config, cache_dir, ae_dir, data, batch, steps, rounds, variants, work, accelerator, peak) -> dict:
-    """Ours against the diffusers recipe, interleaved; then each of `variants` ("channels_last", "compile")
-    applied to ours on top of the one before, again interleaved with the peer."""
+def unet_training(
+    config, cache_dir, ae_dir, data, batch, steps, rounds, variants, work, accelerator, peak, profile=None
+):
+    """Ours against the diffusers recipe, interleaved; then ours in each of `variants` ("channels_last";
+    "compile": channels-last and compiled), again interleaved with the peer. `profile`: a file for cProfile's
+    table of ours."""
     device, size = accelerator.device, config.data.image_size
     tc = dataclasses.replace(config.diffusion_training, batch_size=batch)
     config = dataclasses.replace(config, diffusion_training=tc)
@@ -254,7 +260,7 @@ def unet_training(config, cache_dir, ae_dir, data, batch, steps, rounds, variant
         "flop_bound_of_caching": (unet_flops + encoder_flops) / unet_flops,
         "caches_on_device": [str(t.device) for t in (next(iter(cache.tensors.values())), text_cache.embeddings)],
     }
-    peer_unet = copy.deepcopy(unet)
+    peer_unet, initial = copy.deepcopy(unet), copy.deepcopy(unet)
 
     ours = OurStep(config, cache, text_cache, unet.to(device), accelerator, vae.config.scaling_factor)
     if device.type == "cuda":
@@ -275,13 +281,27 @@ def unet_training(config, cache_dir, ae_dir, data, batch, steps, rounds, variant
         result["peak_memory_gib_peer"] = (torch.cuda.max_memory_allocated(device) - held) / 2**30
 
     times = timed_rounds({"ours": ours, "peer": peer}, steps, rounds, device)
-    for variant in variants:
+    if profile:  # where ours spends the CPU's time: the top of cProfile's cumulative list over `steps` steps
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(steps):
+            ours()
+        sync(device)
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
+        profile.write_text(text.getvalue())
+    for variant in variants:  # a fresh copy of the initial UNet, so that the optimizer is made for its layout
         start = time.perf_counter()
-        if variant == "channels_last":
-            ours.raw.to(memory_format=torch.channels_last)
-        elif variant == "compile":
-            ours.raw.compile()
-        times |= timed_rounds({f"ours_{variant}": ours, f"peer_{variant}": peer}, steps, rounds, device)
+        try:
+            del ours
+            unet = copy.deepcopy(initial).to(memory_format=torch.channels_last)
+            if variant == "compile":
+                unet.compile()
+            ours = OurStep(config, cache, text_cache, unet.to(device), accelerator, vae.config.scaling_factor)
+            times |= timed_rounds({f"ours_{variant}": ours, f"peer_{variant}": peer}, steps, rounds, device)
+        except Exception as error:  # noqa: BLE001 - the base figures stand
+            result[f"failed_{variant}"] = f"{type(error).__name__}: {error}"
         result[f"seconds_{variant}_incl_warmup"] = time.perf_counter() - start
     rates = {name: batch / statistics.median(ts) for name, ts in times.items()}
     result["images_per_s"] = rates
@@ -359,8 +379,8 @@ def projection(results: dict) -> dict:
     config = load_config(ROOT / "configs" / "celebahq256.yaml")
     at, dt, r = config.autoencoder_training, config.diffusion_training, results["celebahq256"]
     unet_rates = [v for k, v in r["unet"]["images_per_s"].items() if k.startswith("ours")]
-    if isinstance(r.get("unet_compiled"), dict):
-        unet_rates += [v for k, v in r["unet_compiled"]["images_per_s"].items() if k.startswith("ours")]
+    if isinstance(r.get("unet_variants"), dict):
+        unet_rates += [v for k, v in r["unet_variants"]["images_per_s"].items() if k.startswith("ours")]
     seconds = {
         "latent_cache": CELEBAHQ_IMAGES / r["latent_caching"]["images_per_s"],
         "text_cache": CELEBAHQ_CAPTIONS / r["text_caching"]["captions_per_s"],
@@ -380,6 +400,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=420, help="start no new part after this many seconds")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--smoke", action="store_true", help="the tiny preset on any device, a few steps")
+    parser.add_argument("--variants", default="channels_last,compile", help="ours' UNet variants to time ('' none)")
+    parser.add_argument("--skip", default="", help="parts to leave out, as PRESET.PART,... (e.g. demo.autoencoder)")
     args = parser.parse_args()
     begin = time.perf_counter()
     device = process_state().device
@@ -392,6 +414,8 @@ def main():
 
     def part(preset: str, name: str, fn, *arguments):
         """One measurement, recorded in the results file at once; a failure is recorded too, and the rest run."""
+        if f"{preset}.{name}" in args.skip.split(","):
+            return None
         if time.perf_counter() - begin > args.seconds:
             results[preset][name] = "skipped: out of time"
             return None
@@ -429,8 +453,8 @@ def main():
             cache_dir = Path(caching["cache_dir"])
             part(preset, "text_caching", text_caching, config, cache_dir, work, precision, device)
             unet_args = (config, cache_dir, ae_dir, data, p["unet_batch"], p["steps"], p["rounds"])
-            variants = [] if args.smoke else ["channels_last"]
-            part(preset, "unet", unet_training, *unet_args, variants, work, accelerator, peak)
+            profile = out / f"profile-{preset}.txt"
+            part(preset, "unet", unet_training, *unet_args, [], work, accelerator, peak, profile)
             ae_args = (config, data, work, p["ae_batch"], 8 * p["steps"])
             part(preset, "autoencoder", autoencoder_training, *ae_args, "eager", False, peak)
             if not args.smoke:
@@ -442,9 +466,9 @@ def main():
                 )
             compile_later.append((preset, unet_args, work, accelerator))
         if not args.smoke:  # compiling last: it takes minutes
-            for preset, unet_args, work, accelerator in compile_later:
-                variants = ["channels_last", "compile"]
-                part(preset, "unet_compiled", unet_training, *unet_args, variants, work, accelerator, peak)
+            variants = [v for v in args.variants.split(",") if v]
+            for preset, unet_args, work, accelerator in compile_later if variants else []:
+                part(preset, "unet_variants", unet_training, *unet_args, variants, work, accelerator, peak)
             try:
                 results["projection"] = projection(results)
             except Exception as error:  # noqa: BLE001 - a part it needs failed or was skipped

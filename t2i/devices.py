@@ -63,7 +63,6 @@ def use_fast_gpu_math() -> None:
     """TF32 for the fp32 matmuls and convolutions left outside autocast (optimizer math is unaffected)."""
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution algorithm once
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
