@@ -246,6 +246,8 @@ def _generate(args):
     if any(not entry["prompt"].strip() for entry in prompts):
         print('note: an empty prompt "" makes unconditional images (whatever the model draws most often)')
     pipe = load_pipeline(args.model)
+    if hasattr(pipe, "mixed_precision"):  # the diffusion families
+        pipe.mixed_precision = args.mixed_precision
     settings = pipe.defaults.override(**given)  # a flag of another family's setting: an error naming this one's
     start = time.perf_counter()
     with tqdm(total=len(prompts), desc="generate", unit="prompt", bar_format="{l_bar}{bar}| {n:.1f}/{total}") as bar:
@@ -478,6 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n", type=bounded(int, 1, 64), default=1, help="images per prompt (a grid is written when > 1)")
     p.add_argument("--out", default="outputs", help="folder for the PNGs")
+    p.add_argument(
+        "--mixed-precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="diffusion models: run the networks in this precision (auto: bf16 where the CPU or GPU runs it natively)",
+    )
     p.set_defaults(func=_generate)
 
     p = commands.add_parser("export", help="write a model in another library's format")

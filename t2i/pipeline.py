@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 
 from t2i.autoencoder.model import load_autoencoder
 from t2i.config import TextConfig, save_config, to_dict
+from t2i.devices import autocast, resolve_precision
 from t2i.families import model_family
 from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
@@ -126,12 +127,21 @@ class Text2ImagePipeline:
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
 
     def __init__(
-        self, unet, vae, text_encoder, scheduler_config, name: str = "untitled", hash: str = "", defaults=None
+        self,
+        unet,
+        vae,
+        text_encoder,
+        scheduler_config,
+        name: str = "untitled",
+        hash: str = "",
+        defaults=None,
+        mixed_precision: str = "auto",
     ):
         self.unet, self.vae, self.text_encoder = unet.eval(), vae.eval() if vae is not None else None, text_encoder
         self.scheduler_config = scheduler_config
         self.name, self.hash = name, hash
         self.defaults: SamplingSettings = defaults or SamplingSettings()  # what a call without settings uses
+        self.mixed_precision = mixed_precision  # "auto" (bf16 where the device runs it natively), "no", "bf16", "fp16"
 
     @property
     def family(self) -> str:
@@ -214,41 +224,44 @@ class Text2ImagePipeline:
                 f"steps must be at most the model's {max_steps} training timesteps, got {num_inference_steps}"
             )
         prompts, negatives = check_request(prompt, negative_prompt, seed, num_images_per_prompt, output_type)
-        sampler = make_scheduler(scheduler, self.scheduler_config)
-        batch = len(prompts) * num_images_per_prompt
-        if generator is None:  # image k gets seed + k, so any one image can be made again on its own
-            generator = [torch.Generator("cpu").manual_seed(seed + k) for k in range(batch)]
+        # the networks under autocast where the device runs bf16 natively ("auto"); the sampler stays in fp32
+        with autocast(resolve_precision(self.mixed_precision, self.device), self.device):
+            sampler = make_scheduler(scheduler, self.scheduler_config)
+            batch = len(prompts) * num_images_per_prompt
+            if generator is None:  # image k gets seed + k, so any one image can be made again on its own
+                generator = [torch.Generator("cpu").manual_seed(seed + k) for k in range(batch)]
 
-        # 1. encode the prompt (and the negative / empty prompt for classifier-free guidance)
-        cond = self.encode_prompt(prompts).repeat_interleave(num_images_per_prompt, 0)
-        use_cfg = guidance_scale > 1.0
-        if use_cfg:
-            uncond = self.encode_prompt(negatives).repeat_interleave(num_images_per_prompt, 0)
-            context = torch.cat([uncond, cond])
-
-        # 2. the sampler's timesteps, then latents z_T ~ N(0, I) scaled by its initial sigma (which depends on them)
-        sampler.set_timesteps(num_inference_steps, device=self.device)
-        size = self.unet.config.sample_size
-        shape = (batch, self.unet.config.in_channels, size, size)
-        latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
-        latents = latents * sampler.init_noise_sigma
-
-        # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step
-        takes_generator = "generator" in inspect.signature(sampler.step).parameters  # stochastic samplers
-        for step, t in enumerate(sampler.timesteps, 1):
-            model_input = torch.cat([latents] * 2) if use_cfg else latents
-            model_input = sampler.scale_model_input(model_input, t)
-            eps = self.unet(model_input, t, encoder_hidden_states=context if use_cfg else cond).sample
+            # 1. encode the prompt (and the negative / empty prompt for classifier-free guidance)
+            cond = self.encode_prompt(prompts).repeat_interleave(num_images_per_prompt, 0)
+            use_cfg = guidance_scale > 1.0
             if use_cfg:
-                eps_uncond, eps_cond = eps.chunk(2)
-                eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-            extra = {"generator": generator} if takes_generator else {}
-            latents = sampler.step(eps, t, latents, **extra).prev_sample
-            if callback is not None:
-                callback(step, len(sampler.timesteps))
+                uncond = self.encode_prompt(negatives).repeat_interleave(num_images_per_prompt, 0)
+                context = torch.cat([uncond, cond])
 
-        # 4. decode: x = D(z0 / s) (in pixel space the denoised sample is the image)
-        if output_type == "latent":
-            return latents
-        images = latents if self.vae is None else self.vae.decode(latents / self.vae.config.scaling_factor).sample
-        return to_pil(images) if output_type == "pil" else images
+            # 2. the sampler's timesteps, then latents z_T ~ N(0, I) scaled by its initial sigma (which depends on them)
+            sampler.set_timesteps(num_inference_steps, device=self.device)
+            size = self.unet.config.sample_size
+            shape = (batch, self.unet.config.in_channels, size, size)
+            latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
+            latents = latents * sampler.init_noise_sigma
+
+            # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step
+            takes_generator = "generator" in inspect.signature(sampler.step).parameters  # stochastic samplers
+            for step, t in enumerate(sampler.timesteps, 1):
+                model_input = torch.cat([latents] * 2) if use_cfg else latents
+                model_input = sampler.scale_model_input(model_input, t)
+                eps = self.unet(model_input, t, encoder_hidden_states=context if use_cfg else cond).sample.float()
+                if use_cfg:
+                    eps_uncond, eps_cond = eps.chunk(2)
+                    eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+                extra = {"generator": generator} if takes_generator else {}
+                latents = sampler.step(eps, t, latents, **extra).prev_sample
+                if callback is not None:
+                    callback(step, len(sampler.timesteps))
+
+            # 4. decode: x = D(z0 / s) (in pixel space the denoised sample is the image)
+            if output_type == "latent":
+                return latents
+            images = latents if self.vae is None else self.vae.decode(latents / self.vae.config.scaling_factor).sample
+            images = images.float()
+            return to_pil(images) if output_type == "pil" else images

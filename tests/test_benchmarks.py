@@ -40,6 +40,20 @@ def test_steps_quality_smoke(tiny_model, tiny_classifier, tiny_faces):
     assert set(result["samplers"]) == {"dpm++"} and result["ddpm"]["steps"] == 4
 
 
+def test_gpu_train_smoke():
+    result = _run("gpu_train.py")  # on the CPU: every part of the GPU benchmark runs, at the tiny preset
+    tiny = result["tiny"]
+    assert tiny["latent_caching"]["images_per_s"] > 0 and tiny["text_caching"]["captions_per_s"] > 0
+    assert tiny["unet"]["speedup_over_peer"]["ours"] > 0 and tiny["unet"]["flop_bound_of_caching"] > 1
+    assert tiny["autoencoder"]["images_per_s"] > 0 and tiny["trainer"]["images_per_s"] > 0
+
+
+def test_cpu_bf16_smoke():
+    result = _run("cpu_bf16.py")
+    assert result["auto_resolves_to"] == ("bf16" if result["cpu_runs_bf16_natively"] else "no")
+    assert result["sampling"]["speedup_auto_over_fp32"]["median"] > 0
+
+
 def test_scaling_smoke():
     result = _run("scaling.py")
     assert set(result["by_batch"]) == {"1", "2"}

@@ -187,8 +187,8 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
             progress.update()
             log_due = step % tc.log_every == 0 or step == tc.steps
             sample_due = accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps)
-            save_due = step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested
-            if (log_due or sample_due or save_due) and not torch.isfinite(loss):  # NaN weights keep the loss NaN
+            save_due = step % tc.checkpoint_every == 0 or step == tc.steps
+            if (log_due or sample_due or save_due or stop.requested) and not torch.isfinite(loss):  # NaN weights
                 raise FloatingPointError(f"autoencoder loss is {loss.item()} at step {step}; last good checkpoint kept")
             if log_due:
                 rate = seen / (time.perf_counter() - tick)
@@ -210,7 +210,7 @@ def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path)
                 reconstruction_grid(ae.eval(), val_x.to(device), out / "samples" / f"recon-{step:07d}.png")
                 ae.train()
                 plot_losses(history, out / "samples" / "losses.png", ["rec", "reg", "g", "d"], "autoencoder")
-            if save_due:
+            if save_due or stop.requested:  # Ctrl-C may come while the grid is written
                 save(step)
             stop.stop_if_requested(step, tc.steps)
     progress.close()

@@ -299,6 +299,16 @@ def train_denoiser(
             context = text_encoder.encode(captions)[0] if jointly_trained else to_device(text_cache(captions), device)
             yield z0, context, gen
 
+    def ensure_finite(step: int, checked: int) -> int:
+        """Stop on a NaN/inf loss in the steps since the last check (the loop's one wait for the GPU besides
+        the logged values), before anything is sampled or saved; returns the step checked."""
+        if not torch.isfinite(loss_sum):
+            raise FloatingPointError(
+                f"diffusion loss is {loss_sum.item()} in steps {checked + 1}-{step}; stopping. The last good "
+                f"checkpoint ({latest_checkpoint(out / 'checkpoints')}) is untouched: lower the LR or check the data"
+            )
+        return step
+
     progress = tqdm(total=tc.steps, initial=step, desc="diffusion", disable=not accelerator.is_main_process)
     tick, seen, checked = time.perf_counter(), 0, step
     # the logged loss is the mean over the steps since the last log; kept on the device until then
@@ -323,14 +333,8 @@ def train_denoiser(
             progress.update()
             log_due = step % tc.log_every == 0 or step == tc.steps
             sample_due = accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps)
-            save_due = step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested
-            due = log_due or sample_due or save_due
-            if due and not torch.isfinite(loss_sum):  # the loop's only wait for the GPU, with the log's .item()s
-                raise FloatingPointError(
-                    f"diffusion loss is {loss_sum.item()} in steps {checked + 1}-{step}; stopping. The last good "
-                    f"checkpoint ({latest_checkpoint(out / 'checkpoints')}) is untouched: lower the LR or check data"
-                )
-            checked = step if due else checked
+            if log_due or sample_due:
+                checked = ensure_finite(step, checked)
             if log_due:
                 rate = seen / (time.perf_counter() - tick)
                 logs = {
@@ -355,7 +359,8 @@ def train_denoiser(
                     ["loss"] + [f"loss_t{b}" for b in range(TIMESTEP_BUCKETS)],
                     "diffusion (loss_tK: timesteps in bucket K of 5, K=0 least noise)",
                 )
-            if save_due:
+            if step % tc.checkpoint_every == 0 or step == tc.steps or stop.requested:  # Ctrl-C may come while sampling
+                checked = ensure_finite(step, checked)
                 save(step)
             stop.stop_if_requested(step, tc.steps)
     progress.close()

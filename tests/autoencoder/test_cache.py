@@ -58,3 +58,34 @@ def test_mismatched_autoencoder_or_size_is_a_clear_error(trained_tiny, tiny_face
     with pytest.raises(ValueError, match="incomplete"):
         LatentCache(incomplete)
     assert json.loads((tiny_cache / "cache.json").read_text())["image_size"] == 32
+
+
+CACHE_SCRIPT = """
+import sys
+from t2i.autoencoder.cache import cache_latents
+cache_latents(sys.argv[1], sys.argv[2], sys.argv[3], shard_size=25, mixed_precision="no")
+"""
+
+
+def test_two_processes_split_the_shards_and_give_the_one_process_cache(trained_tiny, tiny_faces, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "cache.py"
+    script.write_text(CACHE_SCRIPT)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    result = subprocess.run(
+        [*launch, str(script), str(trained_tiny[0]), str(tiny_faces), str(tmp_path / "two")],
+        env=dict(os.environ, HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="true", CUDA_VISIBLE_DEVICES=""),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    one = LatentCache(cache_latents(trained_tiny[0], tiny_faces, tmp_path / "one", shard_size=25, mixed_precision="no"))
+    two = LatentCache(tmp_path / "two")
+    assert len(list((tmp_path / "two").glob("shard-*.safetensors"))) == 5  # 120 images: shards 0-4, both ranks'
+    assert two.records == one.records
+    assert all(torch.allclose(two.tensors[k], one.tensors[k], atol=1e-5) for k in one.tensors)

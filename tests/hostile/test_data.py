@@ -41,15 +41,15 @@ def test_latent_cache_follows_the_data_not_the_folder(twelve, trained_tiny, tmp_
     vae_dir = trained_tiny[0]
     data = tmp_path / "data"
     shutil.copytree(twelve, data)
-    cache_latents(vae_dir, data, tmp_path / "cache", shard_size=5)
+    cache_latents(vae_dir, data, tmp_path / "cache", shard_size=5, mixed_precision="no")
     images = sorted((data / "CelebA-HQ-img").iterdir())
     images[7].write_bytes(images[2].read_bytes())  # one image swapped for another's content
-    cache_latents(vae_dir, data, tmp_path / "cache", shard_size=5)
+    cache_latents(vae_dir, data, tmp_path / "cache", shard_size=5, mixed_precision="no")
     assert "re-encoding shard 1" in caplog.text and "changed since it was encoded" in caplog.text
     assert _cache_matches_the_images(tmp_path / "cache", data, vae_dir)
 
     other = synthesize_dataset(tmp_path / "other", 12, 32, seed=4, workers=1)  # same count, other faces
-    cache_latents(vae_dir, other, tmp_path / "cache", shard_size=5)
+    cache_latents(vae_dir, other, tmp_path / "cache", shard_size=5, mixed_precision="no")
     assert _cache_matches_the_images(tmp_path / "cache", other, vae_dir)
     for record in LatentCache(tmp_path / "cache").records:  # and each row carries its new image's captions
         assert record["captions"] == (other / "celeba-caption" / f"{record['id']}.txt").read_text().splitlines()
@@ -58,12 +58,12 @@ def test_latent_cache_follows_the_data_not_the_folder(twelve, trained_tiny, tmp_
     shutil.copytree(other, fewer)
     for image in sorted((fewer / "CelebA-HQ-img").iterdir())[4:]:
         image.unlink()
-    cache_latents(vae_dir, fewer, tmp_path / "cache", shard_size=5)
+    cache_latents(vae_dir, fewer, tmp_path / "cache", shard_size=5, mixed_precision="no")
     assert len(LatentCache(tmp_path / "cache")) == 4 and len(list((tmp_path / "cache").glob("shard-*"))) == 1
 
 
 def test_latent_cache_refuses_records_that_disagree_with_its_shards(twelve, trained_tiny, tmp_path):
-    cache_latents(trained_tiny[0], twelve, tmp_path, shard_size=5)
+    cache_latents(trained_tiny[0], twelve, tmp_path, shard_size=5, mixed_precision="no")
     lines = (tmp_path / "records.jsonl").read_text().splitlines()
     (tmp_path / "records.jsonl").write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
     with pytest.raises(ValueError, match="disagree at row 0"):
@@ -171,6 +171,6 @@ def test_image_broken_after_the_scan_is_skipped_in_training_and_caching(
         return load_pixels(path, size, flip)
 
     monkeypatch.setattr(cache_module, "load_pixels", load_or_break)
-    cache_latents(trained_tiny[0], data, tmp_path / "cache", shard_size=5)
+    cache_latents(trained_tiny[0], data, tmp_path / "cache", shard_size=5, mixed_precision="no")
     cache = LatentCache(tmp_path / "cache")
     assert len(cache) == 11 and dataset.records[3].id not in [r["id"] for r in cache.records]
