@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
@@ -12,6 +13,17 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """(N, 3, H, W) tensor in [-1, 1] -> list of PIL images."""
     array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return [Image.fromarray(a) for a in array.permute(0, 2, 3, 1).cpu().numpy()]
+
+
+def pil_tensor(image: Image.Image, size: int, mode: str = "RGB") -> torch.Tensor:
+    """A PIL image as a (channels, size, size) tensor in [0, 1]: the short side resized to `size`, centre-cropped."""
+    image = image.convert(mode)
+    w, h = image.size
+    scale = size / min(w, h)
+    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.LANCZOS)
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
+    return torch.from_numpy(array.reshape(size, size, -1)).permute(2, 0, 1).contiguous()
 
 
 def caption_lines(text: str, chars: int, max_lines: int) -> list[str]:

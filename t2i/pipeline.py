@@ -10,10 +10,12 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
@@ -24,13 +26,15 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
 from safetensors.torch import load_file
 
+from t2i.attention import AttentionMaps, CrossAttentionControl, controlled, token_alignment
 from t2i.autoencoder.model import load_autoencoder
 from t2i.config import TextConfig, save_config, to_dict
 from t2i.devices import autocast, resolve_precision
 from t2i.families import model_family
-from t2i.grid import to_pil
+from t2i.grid import pil_tensor, to_pil
 from t2i.model_folder import check_model_folder
 from t2i.settings import Settings, setting
 from t2i.text import load_text_encoder
@@ -186,6 +190,57 @@ class Text2ImagePipeline:
         embeddings, _ = self.text_encoder.encode(prompts)
         return embeddings.to(self.device, self.unet.dtype)
 
+    def image_tensor(self, image, prompts: int, per_prompt: int, mask: bool = False) -> torch.Tensor:
+        """An `image=` (or `mask_image=`) argument as (prompts · per_prompt, C, size, size) on the device: RGB in
+        [-1, 1] (a mask: one channel in [0, 1], 1 = repaint). PIL images are resized to the model's size, short
+        side first, then centre-cropped; one image serves every prompt."""
+        name, size = "mask_image" if mask else "image", self.image_size
+        images = image if isinstance(image, list | tuple) else [image]
+        if isinstance(image, torch.Tensor):
+            x = image.float()
+        elif all(isinstance(i, Image.Image) for i in images):
+            x = torch.stack([pil_tensor(i, size, "L" if mask else "RGB") for i in images])
+            x = x if mask else x * 2 - 1
+        else:
+            raise ValueError(f"{name} must be a PIL image, a list of them or a tensor, got {type(image).__name__}")
+        channels, low = (1, 0.0) if mask else (3, -1.0)
+        if x.ndim != 4 or x.shape[1:] != (channels, size, size) or len(x) not in (1, prompts):
+            raise ValueError(
+                f"{name} must be 1 or {prompts} image(s) of {channels}×{size}×{size} (the model's size), "
+                f"got shape {tuple(x.shape)}"
+            )
+        bound = (0.0, 1.0) if mask else (-2.0, 2.0)  # a decoder's raw output overshoots [-1, 1]; 0-255 is a mistake
+        if not (x.isfinite().all() and x.min() >= bound[0] and x.max() <= bound[1]):
+            raise ValueError(f"{name} values must lie in [{low:g}, 1] (0-255 pixel values are not taken)")
+        return x.clamp(low, 1).expand(prompts, -1, -1, -1).repeat_interleave(per_prompt, 0).to(self.device)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """z = s · E(x) (the posterior's mean); in pixel space, the image itself."""
+        if self.vae is None:
+            return pixels.to(self.unet.dtype)
+        return self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.mean * self.vae.config.scaling_factor
+
+    def prompt_ids(self, prompt: str) -> tuple[list[int], list[int]]:
+        """The prompt's token ids padded to max_tokens (what the UNet attends over), and the positions of its
+        own tokens (no special tokens, no padding)."""
+        tokenizer = self.text_encoder.tokenizer
+        out = tokenizer(prompt, padding="max_length", max_length=self.text_encoder.max_tokens, truncation=True,
+                        return_special_tokens_mask=True)  # fmt: skip
+        ids, special, real = out["input_ids"], out["special_tokens_mask"], out["attention_mask"]
+        return ids, [k for k in range(len(ids)) if real[k] and not special[k]]
+
+    def swap_alignment(self, sources: list[str], prompts: list[str], per_prompt: int) -> torch.Tensor:
+        """(images, T, T): for each edited image, which source tokens each of its tokens takes attention from."""
+        pairs = [
+            token_alignment(self.prompt_ids(a)[0], self.prompt_ids(b)[0]) for a, b in zip(sources, prompts, strict=True)
+        ]
+        return torch.stack(pairs).repeat_interleave(per_prompt, 0)
+
+    def attention_maps(self, prompt: str, maps: torch.Tensor) -> AttentionMaps:
+        """The maps (T, H, W) of a prompt's own tokens."""
+        ids, own = self.prompt_ids(prompt)
+        return AttentionMaps(self.text_encoder.tokenizer.convert_ids_to_tokens([ids[k] for k in own]), maps[own])
+
     @torch.no_grad()
     def __call__(
         self,
@@ -200,10 +255,28 @@ class Text2ImagePipeline:
         output_type: str = "pil",
         callback: Callable[[int, int], None] | None = None,
         settings: SamplingSettings | None = None,
+        image=None,
+        strength: float = 1.0,
+        mask_image=None,
+        source_prompt: str | list[str] | None = None,
+        swap_steps: float = 0.8,
+        self_swap_steps: float = 0.0,
+        return_attention: bool = False,
     ):
         """Images for the prompts; `callback(step, total)` is called after every denoising step.
         The sampler settings are `settings` (None: `self.defaults`, the model folder's sampling.json if any),
-        each replaced by diffusers' keyword for it when given (num_inference_steps, guidance_scale, scheduler)."""
+        each replaced by diffusers' keyword for it when given (num_inference_steps, guidance_scale, scheduler).
+
+        Editing. `image` (a PIL image, a list of them, or a (B, 3, H, W) tensor in [-1, 1]; one, or one per
+        prompt) with `strength` s: SDEdit, the denoising starts from the image's latent noised to the last
+        s·steps of the sampler's steps (0 gives the image back through the autoencoder, 1 ignores it).
+        `mask_image` (white or 1 = repaint; PIL or (B, 1, H, W) in [0, 1]) inpaints: after every step the latent
+        outside the mask is the image's own, noised to the next step. `source_prompt`: a word swap
+        (prompt-to-prompt): each prompt is drawn from its source prompt's noise, with the source's cross-attention
+        for the first `swap_steps` (a fraction) of the steps and its self-attention (the layout) for the first
+        `self_swap_steps`. `return_attention`: returns (images, maps), maps
+        one AttentionMaps per image: a map per prompt token (cross-attention averaged over heads, layers and
+        steps, at the image's size; at every pixel the maps of all `max_tokens` positions sum to 1)."""
         max_steps = self.scheduler_config["num_train_timesteps"]
         if num_inference_steps is not None and not (
             isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= max_steps
@@ -224,44 +297,97 @@ class Text2ImagePipeline:
                 f"steps must be at most the model's {max_steps} training timesteps, got {num_inference_steps}"
             )
         prompts, negatives = check_request(prompt, negative_prompt, seed, num_images_per_prompt, output_type)
+        if not (isinstance(strength, int | float) and 0 <= strength <= 1):
+            raise ValueError(f"strength must be a number from 0 to 1, got {strength!r}")
+        if (strength != 1 or mask_image is not None) and image is None:
+            raise ValueError("strength and mask_image edit an image: give image= as well")
+        for name, value in (("swap_steps", swap_steps), ("self_swap_steps", self_swap_steps)):
+            if not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ValueError(f"{name} must be a fraction from 0 to 1, got {value!r}")
+        sources = None
+        if source_prompt is not None:
+            sources, _ = check_request(source_prompt, None, seed, num_images_per_prompt, output_type)
+            if len(sources) != len(prompts):
+                raise ValueError("source_prompt must be a string or a list of strings, one per prompt")
+        batch = len(prompts) * num_images_per_prompt
+        pixels = None if image is None else self.image_tensor(image, len(prompts), num_images_per_prompt)
+        mask = (
+            None
+            if mask_image is None
+            else self.image_tensor(mask_image, len(prompts), num_images_per_prompt, mask=True)
+        )
         # the networks under autocast where the device runs bf16 natively ("auto"); the sampler stays in fp32
         with autocast(resolve_precision(self.mixed_precision, self.device), self.device):
             sampler = make_scheduler(scheduler, self.scheduler_config)
-            batch = len(prompts) * num_images_per_prompt
+            copies = 1 if sources is None else 2  # a word swap draws [source images; edited images] together
             if generator is None:  # image k gets seed + k, so any one image can be made again on its own
-                generator = [torch.Generator("cpu").manual_seed(seed + k) for k in range(batch)]
+                generator = [torch.Generator("cpu").manual_seed(seed + k % batch) for k in range(copies * batch)]
 
             # 1. encode the prompt (and the negative / empty prompt for classifier-free guidance)
-            cond = self.encode_prompt(prompts).repeat_interleave(num_images_per_prompt, 0)
+            texts = prompts if sources is None else sources + prompts
+            cond = self.encode_prompt(texts).repeat_interleave(num_images_per_prompt, 0)
             use_cfg = guidance_scale > 1.0
             if use_cfg:
-                uncond = self.encode_prompt(negatives).repeat_interleave(num_images_per_prompt, 0)
+                uncond = self.encode_prompt(negatives * copies).repeat_interleave(num_images_per_prompt, 0)
                 context = torch.cat([uncond, cond])
 
-            # 2. the sampler's timesteps, then latents z_T ~ N(0, I) scaled by its initial sigma (which depends on them)
+            # 2. the sampler's timesteps, then latents z_T ~ N(0, I) scaled by its initial sigma (which depends on
+            # them); editing an image: its latent z_img noised to the first of the last strength·steps steps
             sampler.set_timesteps(num_inference_steps, device=self.device)
             size = self.unet.config.sample_size
-            shape = (batch, self.unet.config.in_channels, size, size)
-            latents = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
-            latents = latents * sampler.init_noise_sigma
+            shape = (copies * batch, self.unet.config.in_channels, size, size)
+            noise = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
+            timesteps, latents = sampler.timesteps, noise * sampler.init_noise_sigma
+            if pixels is not None:
+                z_image = self.encode_image(pixels).repeat(copies, 1, 1, 1)
+                skip = num_inference_steps - int(num_inference_steps * strength)  # the steps SDEdit leaves out
+                timesteps = timesteps[skip * sampler.order :]
+                if hasattr(sampler, "set_begin_index"):
+                    sampler.set_begin_index(skip * sampler.order)
+                if skip:
+                    latents = sampler.add_noise(z_image, noise, timesteps[:1]) if len(timesteps) else z_image
+            keep = None if mask is None else 1 - F.interpolate(mask.to(self.device), size=size, mode="area")
+            keep = None if keep is None else keep.repeat(copies, 1, 1, 1)
+            control = None
+            if sources is not None or return_attention:
+                swap = None if sources is None else self.swap_alignment(sources, prompts, num_images_per_prompt)
+                cross_until, self_until = int(swap_steps * len(timesteps)), int(self_swap_steps * len(timesteps))
+                control = CrossAttentionControl(copies * batch, use_cfg, size, swap, cross_until, self_until)
 
-            # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step
+            # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step (inpainting: then the image's
+            # latent, noised to the next step, outside the mask)
             takes_generator = "generator" in inspect.signature(sampler.step).parameters  # stochastic samplers
-            for step, t in enumerate(sampler.timesteps, 1):
-                model_input = torch.cat([latents] * 2) if use_cfg else latents
-                model_input = sampler.scale_model_input(model_input, t)
-                eps = self.unet(model_input, t, encoder_hidden_states=context if use_cfg else cond).sample.float()
-                if use_cfg:
-                    eps_uncond, eps_cond = eps.chunk(2)
-                    eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-                extra = {"generator": generator} if takes_generator else {}
-                latents = sampler.step(eps, t, latents, **extra).prev_sample
-                if callback is not None:
-                    callback(step, len(sampler.timesteps))
+            with controlled(self.unet, control) if control else nullcontext():
+                for step, t in enumerate(timesteps, 1):
+                    model_input = torch.cat([latents] * 2) if use_cfg else latents
+                    model_input = sampler.scale_model_input(model_input, t)
+                    eps = self.unet(model_input, t, encoder_hidden_states=context if use_cfg else cond).sample.float()
+                    if use_cfg:
+                        eps_uncond, eps_cond = eps.chunk(2)
+                        eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+                    extra = {"generator": generator} if takes_generator else {}
+                    latents = sampler.step(eps, t, latents, **extra).prev_sample
+                    if keep is not None:
+                        later = timesteps[step : step + 1]
+                        known = z_image if step == len(timesteps) else sampler.add_noise(z_image, noise, later)
+                        latents = keep * known + (1 - keep) * latents
+                    if control is not None:
+                        control.step += 1
+                    if callback is not None:
+                        callback(step, len(timesteps))
 
-            # 4. decode: x = D(z0 / s) (in pixel space the denoised sample is the image)
+            # 4. decode: x = D(z0 / s) (in pixel space the denoised sample is the image); a word swap's edits
+            latents = latents[(copies - 1) * batch :]
             if output_type == "latent":
-                return latents
-            images = latents if self.vae is None else self.vae.decode(latents / self.vae.config.scaling_factor).sample
-            images = images.float()
-            return to_pil(images) if output_type == "pil" else images
+                images = latents
+            else:
+                images = (
+                    latents if self.vae is None else self.vae.decode(latents / self.vae.config.scaling_factor).sample
+                )
+                images = images.float()
+                images = to_pil(images) if output_type == "pil" else images
+            if not return_attention:
+                return images
+            maps = control.maps(self.image_size)[(copies - 1) * batch :].cpu()
+            per_image = [p for p in prompts for _ in range(num_images_per_prompt)]
+            return images, [self.attention_maps(p, m) for p, m in zip(per_image, maps, strict=True)]

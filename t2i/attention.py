@@ -1,0 +1,127 @@
+"""Cross-attention made visible and steerable: per-token attention maps (as DAAM draws them) and prompt-to-prompt's
+word swap, through a diffusers attention processor on the UNet's cross-attention layers.
+
+    A = softmax(Q Kᵀ / √d)     Q from the image features, K from the prompt's T token states; per pixel, sums to 1
+    maps: A of the conditional half, averaged over heads, layers (each upsampled to the latent grid) and steps
+    word swap: for the first steps, the edited prompt's A is the source prompt's, its tokens aligned to the source's
+               (and, for fewer steps, its self-attention too: prompt-to-prompt's way of keeping the layout)
+"""
+
+from __future__ import annotations
+
+import difflib
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AttentionMaps:
+    """Where each token of a prompt looked: `maps[k]` (H × W) is the attention of `tokens[k]`."""
+
+    tokens: list[str]  # the prompt's word pieces, without the tokenizer's special tokens and padding
+    maps: torch.Tensor  # (len(tokens), H, W)
+
+
+def token_alignment(source_ids: list[int], target_ids: list[int]) -> torch.Tensor:
+    """(T_target, T_source): row k says which source tokens target token k takes its attention from; tokens the
+    two prompts share map one to one, the tokens of a replaced word take the mean of the word they replace, and
+    a word only the target has gets none (a word swap replaces words)."""
+    mapping = torch.zeros(len(target_ids), len(source_ids))
+    matcher = difflib.SequenceMatcher(a=source_ids, b=target_ids, autojunk=False)
+    for _, i1, i2, j1, j2 in matcher.get_opcodes():  # tag "equal": i2 - i1 == j2 - j1
+        if i2 - i1 == j2 - j1:
+            mapping[range(j1, j2), range(i1, i2)] = 1.0
+        elif i2 > i1:
+            mapping[j1:j2, i1:i2] = 1.0 / (i2 - i1)
+    return mapping
+
+
+class CrossAttentionControl:
+    """What the cross-attention processors do with A at each call: add the conditional half to the maps, and
+    during the first `swap_steps` steps give the target images the source images' A (a batch laid out
+    [source images; target images] in each half)."""
+
+    def __init__(
+        self,
+        images: int,
+        guided: bool,
+        size: int,
+        swap: torch.Tensor | None = None,
+        swap_steps: int = 0,
+        self_steps: int = 0,
+    ):
+        """`images` per half of the UNet's batch; `swap`: one token_alignment per edited image (pairs, T, T);
+        the edited images take the source's cross-attention for `swap_steps` steps, its self-attention (the
+        layout) for `self_steps`."""
+        self.images, self.guided, self.size = images, guided, size
+        self.swap, self.swap_steps, self.self_steps = swap, swap_steps, self_steps
+        self.step, self.sum, self.calls = 0, None, 0
+
+    def __call__(self, probs: torch.Tensor, heads: int, cross: bool) -> torch.Tensor:
+        halves = probs.view(2 if self.guided else 1, self.images, heads, *probs.shape[1:])  # (half, B, heads, HW, T)
+        cond = halves[-1]
+        if self.swap is not None and self.step < (self.swap_steps if cross else self.self_steps):
+            source = cond[: len(self.swap)]
+            if cross:
+                injected = torch.einsum("bhqs,bts->bhqt", source, self.swap.to(probs.device, probs.dtype))
+            else:
+                injected = source
+            halves = torch.cat([halves[:-1], torch.cat([source, injected])[None]])
+            cond = halves[-1]
+        if not cross:
+            return halves.reshape(probs.shape)
+        side = int(cond.shape[2] ** 0.5)
+        grid = cond.float().mean(1).transpose(1, 2).reshape(self.images, -1, side, side)  # (B, T, h, w)
+        grid = F.interpolate(grid, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        self.sum = grid if self.sum is None else self.sum + grid
+        self.calls += 1
+        return halves.reshape(probs.shape)
+
+    def maps(self, size: int) -> torch.Tensor:
+        """(B, T, size, size): the mean of every recorded A, upsampled to the image."""
+        mean = self.sum / self.calls
+        return F.interpolate(mean, size=(size, size), mode="bilinear", align_corners=False)
+
+
+class ControlledAttention:
+    """diffusers' attention processor (AttnProcessor) for a transformer block's self- or cross-attention, with A
+    made explicit and handed to a CrossAttentionControl."""
+
+    def __init__(self, control: CrossAttentionControl):
+        self.control = control
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        if hidden_states.ndim != 3 or attn.spatial_norm is not None or attn.group_norm is not None:
+            raise NotImplementedError("only the attention of a transformer block is controlled")
+        cross = encoder_hidden_states is not None
+        context = encoder_hidden_states if cross else hidden_states
+        if cross and attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        key, value = attn.head_to_batch_dim(attn.to_k(context)), attn.head_to_batch_dim(attn.to_v(context))
+        probs = self.control(attn.get_attention_scores(query, key, None), attn.heads, cross)  # A = softmax(QKᵀ/√d)
+        out = attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(probs, value))))
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
+@contextmanager
+def controlled(unet, control: CrossAttentionControl):
+    """The UNet with the attention layers of its transformer blocks (attn1: self, attn2: cross) under `control`;
+    its processors restored afterwards."""
+    saved = unet.attn_processors
+    controlled_layers = (".attn1.", ".attn2.")
+    unet.set_attn_processor(
+        {
+            name: ControlledAttention(control) if any(k in name for k in controlled_layers) else p
+            for name, p in saved.items()
+        }
+    )
+    try:
+        yield unet
+    finally:
+        unet.set_attn_processor(saved)

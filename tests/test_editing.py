@@ -1,0 +1,106 @@
+"""Image-to-image, inpainting, word swap and attention maps in Text2ImagePipeline (issue 20)."""
+
+import pytest
+import torch
+from PIL import Image
+
+from t2i.pipeline import Text2ImagePipeline
+
+PROMPT = "This woman has blond hair and wears eyeglasses."
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model):
+    pipe = Text2ImagePipeline.from_pretrained(tiny_model)
+    pipe.mixed_precision = "no"  # exact comparisons
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def source(pipe):
+    return pipe(PROMPT, seed=3, num_inference_steps=4, output_type="pt").clamp(-1, 1)
+
+
+@torch.no_grad()
+def _through_autoencoder(pipe, x):
+    return pipe.vae.decode(pipe.encode_image(x) / pipe.vae.config.scaling_factor).sample
+
+
+def test_strength_zero_is_the_image_through_the_autoencoder_and_one_is_text_to_image(pipe, source):
+    kept = pipe("A man.", image=source, strength=0.0, seed=3, num_inference_steps=4, output_type="pt")
+    assert torch.allclose(kept, _through_autoencoder(pipe, source), atol=1e-5)
+    ignored = pipe("A man.", image=source, strength=1.0, seed=5, num_inference_steps=4, output_type="pt")
+    assert torch.equal(ignored, pipe("A man.", seed=5, num_inference_steps=4, output_type="pt"))
+    halfway = pipe("A man.", image=source, strength=0.5, seed=5, num_inference_steps=4, output_type="pt")
+    assert (halfway - source).abs().mean() < (ignored - source).abs().mean()  # SDEdit keeps some of the image
+
+
+def test_a_pil_image_is_resized_and_taken(pipe, source):
+    big = pipe(PROMPT, seed=3, num_inference_steps=4)[0].resize((96, 80))
+    out = pipe("A man.", image=big, strength=0.0, seed=3, output_type="pt")
+    assert out.shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize("scheduler", ["dpm++", "ddim", "euler"])
+def test_inpainting_keeps_the_latent_outside_the_mask(pipe, source, scheduler):
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., :, :16] = 1  # repaint the left half (latent columns 0-3 of 8)
+    latents = pipe("She has black hair.", image=source, mask_image=mask, seed=7, num_inference_steps=4,
+                   scheduler=scheduler, output_type="latent")  # fmt: skip
+    z = pipe.encode_image(source)
+    assert torch.equal(latents[..., 4:], z[..., 4:]) and not torch.allclose(latents[..., :4], z[..., :4])
+    # (decoded, the seam spreads: the tiny decoder's receptive field spans most of its 8×8 latent)
+
+
+def test_attention_maps_one_per_prompt_token(pipe):
+    images, maps = pipe([PROMPT, "A man."], seed=1, num_inference_steps=3, return_attention=True)
+    assert len(images) == len(maps) == 2
+    tokens = pipe.text_encoder.tokenizer.tokenize(PROMPT)
+    assert maps[0].tokens == tokens and maps[0].maps.shape == (len(tokens), 32, 32)
+    total = maps[0].maps.sum(0)  # the prompt's own tokens: part of the mass that all positions share
+    assert (maps[0].maps >= 0).all() and 0 < total.min() and total.max() <= 1 + 1e-5
+    assert maps[1].tokens == ["a", "man", "."]
+
+
+def test_word_swap(pipe, source):
+    edited = "This woman has black hair and wears eyeglasses."
+    plain = pipe(edited, seed=3, num_inference_steps=4, output_type="pt")
+    without = pipe(edited, source_prompt=PROMPT, swap_steps=0.0, seed=3, num_inference_steps=4, output_type="pt")
+    assert torch.allclose(without, plain, atol=1e-5)  # no injection: the edited prompt alone, same seed
+    itself = pipe(PROMPT, source_prompt=PROMPT, swap_steps=1.0, self_swap_steps=1.0, seed=3, num_inference_steps=4,
+                  output_type="pt")  # fmt: skip
+    assert torch.allclose(itself.clamp(-1, 1), source, atol=1e-4)
+    # injected all the way, the edited image attends where the source did: its maps are the source's
+    _, swapped = pipe(
+        edited, source_prompt=PROMPT, swap_steps=1.0, seed=3, num_inference_steps=4, return_attention=True
+    )
+    _, own = pipe(PROMPT, seed=3, num_inference_steps=4, return_attention=True)
+    _, unswapped = pipe(edited, seed=3, num_inference_steps=4, return_attention=True)
+    assert swapped[0].tokens[3] == "black" and own[0].tokens[3] == "blond"
+    assert torch.allclose(swapped[0].maps, own[0].maps, atol=1e-5)
+    assert not torch.allclose(unswapped[0].maps, own[0].maps, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strength": 1.5, "image": torch.zeros(1, 3, 32, 32)}, "strength must be a number from 0 to 1"),
+        ({"strength": 0.5}, "give image= as well"),
+        ({"mask_image": torch.zeros(1, 1, 32, 32)}, "give image= as well"),
+        ({"image": torch.zeros(1, 3, 16, 16)}, "3×32×32"),
+        ({"image": torch.full((1, 3, 32, 32), 200.0)}, "0-255"),
+        ({"image": "face.png"}, "must be a PIL image"),
+        ({"image": torch.zeros(1, 3, 32, 32), "mask_image": torch.full((1, 1, 32, 32), 2.0)}, "mask_image values"),
+        ({"source_prompt": ["a", "b"]}, "one per prompt"),
+        ({"source_prompt": "a", "swap_steps": 2}, "swap_steps must be a fraction"),
+    ],
+)
+def test_bad_edit_arguments_are_named(pipe, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipe(PROMPT, num_inference_steps=2, **kwargs)
+
+
+def test_a_grey_pil_mask_is_taken(pipe, source):
+    mask = Image.new("L", (32, 32), 0)
+    out = pipe(PROMPT, image=source, mask_image=mask, seed=1, num_inference_steps=2, output_type="latent")
+    assert torch.equal(out, pipe.encode_image(source))  # nothing to repaint
