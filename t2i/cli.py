@@ -259,6 +259,49 @@ def _generate(args):
     print(f"{len(prompts) * args.n} image(s) in {time.perf_counter() - start:.1f} s ({pipe.family}: {used})")
 
 
+def _edit_pipeline(args):
+    """The model's diffusion pipeline, its sampling settings from the flags, and its precision."""
+    from t2i.families import load_pipeline
+
+    pipe = load_pipeline(args.model)
+    if not hasattr(pipe, "mixed_precision"):
+        raise ValueError(f"--model {args.model}: a {pipe.family} model; editing takes a diffusion model")
+    pipe.mixed_precision = args.mixed_precision
+    return pipe, pipe.defaults.override(**sampling_flags(args))
+
+
+def _edit(args):
+    from t2i.editing import edit, read_image
+
+    if args.image is None and args.source_prompt is None:
+        raise ValueError("give --image FILE (image-to-image) or --source-prompt TEXT (word swap), or both")
+    image = read_image(args.image) if args.image else None
+    output_folder(args.out)
+    pipe, settings = _edit_pipeline(args)
+    strength = args.strength if image is not None else 1.0  # a word swap alone starts from noise
+    paths = edit(pipe, args.prompt, args.out, image, strength, None, args.source_prompt, args.swap_steps,
+                 args.seed, settings)  # fmt: skip
+    print("\n".join(str(p) for p in paths))
+
+
+def _inpaint(args):
+    from t2i.editing import edit, read_image
+
+    image, mask = read_image(args.image), read_image(args.mask, "--mask")
+    output_folder(args.out)
+    pipe, settings = _edit_pipeline(args)
+    paths = edit(pipe, args.prompt, args.out, image, args.strength, mask, seed=args.seed, settings=settings)
+    print("\n".join(str(p) for p in paths))
+
+
+def _attend(args):
+    from t2i.editing import attend
+
+    output_folder(args.out)
+    pipe, settings = _edit_pipeline(args)
+    print("\n".join(str(p) for p in attend(pipe, args.prompt, args.out, args.seed, settings)))
+
+
 def _export(args):
     from t2i.export import export_diffusers, export_t2i_fp16
 
@@ -487,6 +530,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="diffusion models: run the networks in this precision (auto: bf16 where the CPU or GPU runs it natively)",
     )
     p.set_defaults(func=_generate)
+
+    def edit_parser(name: str, help: str):  # the flags every edit command shares
+        p = commands.add_parser(name, help=help)
+        p.add_argument("prompt", help="what the image should show")
+        p.add_argument("--model", default=str(DEMO_MODEL), help="diffusion model folder (the committed demo model)")
+        _add_sampling_flags(p)
+        p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seed of the noise")
+        p.add_argument("--out", default="outputs", help="folder for the PNGs")
+        p.add_argument("--mixed-precision", default="auto", choices=PRECISIONS, help="precision of the networks")
+        return p
+
+    p = edit_parser("edit", "image-to-image (--image, --strength) and one-word edits of a prompt (--source-prompt)")
+    p.add_argument("--image", default=None, help="start from this image (resized and centre-cropped)")
+    p.add_argument("--strength", type=bounded(float, 0, 1), default=0.6, help="with --image: 0 keeps it, 1 ignores it")
+    p.add_argument("--source-prompt", default=None, help='a word swap: the prompt to edit, e.g. "She has blond hair."')
+    p.add_argument(
+        "--swap-steps", type=bounded(float, 0, 1), default=0.8, help="share of steps with the source's attention"
+    )
+    p.set_defaults(func=_edit)
+
+    p = edit_parser("inpaint", "repaint the white part of --mask in --image")
+    p.add_argument("--image", required=True, help="the image to repaint")
+    p.add_argument("--mask", required=True, help="white (or light) where the image is repainted, black where kept")
+    p.add_argument("--strength", type=bounded(float, 0, 1), default=1.0, help="1: the masked part from noise")
+    p.set_defaults(func=_inpaint)
+
+    p = edit_parser("attend", "an image and, for every word of its prompt, where that word looked")
+    p.set_defaults(func=_attend)
 
     p = commands.add_parser("export", help="write a model in another library's format")
     p.add_argument("out", help="output folder")

@@ -18,7 +18,8 @@ from PIL import Image, PngImagePlugin
 
 from t2i.grid import make_grid
 
-WEB_UI_NAMES = {"steps": "Steps", "scheduler": "Sampler", "guidance": "CFG scale"}  # the web UIs' own labels
+WEB_UI_NAMES = {"steps": "Steps", "scheduler": "Sampler", "guidance": "CFG scale", "strength": "Denoising strength"}
+# (the web UIs' own labels; any other setting is written as its name, capitalised, "_" as a space)
 
 
 @dataclass
@@ -35,7 +36,7 @@ class GenerationParameters:
     def web_ui_text(self) -> str:
         order = list(WEB_UI_NAMES)  # the web UIs' order first: "Steps: 20, Sampler: dpm++, CFG scale: 3.0"
         ranked = sorted(self.settings.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
-        settings = ", ".join(f"{WEB_UI_NAMES.get(k, k.capitalize())}: {v}" for k, v in ranked)
+        settings = ", ".join(f"{WEB_UI_NAMES.get(k, k.replace('_', ' ').capitalize())}: {v}" for k, v in ranked)
         return (
             f"{self.prompt}\nNegative prompt: {self.negative_prompt}\n{settings}, Seed: {self.seed}, "
             f"Size: {self.size}x{self.size}, Model hash: {self.model_hash}, Model: {self.model}"

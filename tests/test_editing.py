@@ -1,5 +1,7 @@
 """Image-to-image, inpainting, word swap and attention maps in Text2ImagePipeline (issue 20)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -104,3 +106,30 @@ def test_a_grey_pil_mask_is_taken(pipe, source):
     mask = Image.new("L", (32, 32), 0)
     out = pipe(PROMPT, image=source, mask_image=mask, seed=1, num_inference_steps=2, output_type="latent")
     assert torch.equal(out, pipe.encode_image(source))  # nothing to repaint
+
+
+def test_the_edit_commands_write_pngs_that_record_the_edit(tiny_model, tmp_path, capsys):
+    from t2i.cli import main
+    from t2i.generate import read_png_parameters
+
+    common = ["--model", str(tiny_model), "--steps", "2", "--out", str(tmp_path)]
+    assert main(["generate", "She has blond hair.", *common]) == 0
+    image = next(tmp_path.glob("*.png"))
+    Image.new("L", (40, 40), 255).save(tmp_path / "mask.png")  # not the model's size: resized
+    capsys.readouterr()
+
+    assert main(["edit", "She has black hair.", "--source-prompt", "She has blond hair.", *common]) == 0
+    edit, source, grid = map(Path, capsys.readouterr().out.split())
+    assert read_png_parameters(edit).settings["source_prompt"] == "She has blond hair." and grid.is_file()
+    assert read_png_parameters(source).prompt == "She has blond hair."
+    assert main(["edit", "A man.", "--image", str(image), "--strength", "0.5", *common]) == 0
+    assert read_png_parameters(Path(capsys.readouterr().out.split()[0])).settings["strength"] == 0.5
+    assert main(["inpaint", "A man.", "--image", str(image), "--mask", str(tmp_path / "mask.png"), *common]) == 0
+    assert read_png_parameters(Path(capsys.readouterr().out.split()[0])).settings["inpainted"] is True
+    assert main(["attend", "She has blond hair.", *common]) == 0
+    assert Path(capsys.readouterr().out.split()[-1]).name.endswith("-attention.png")
+
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert main(["inpaint", "x", "--image", str(tmp_path / "broken.png"), "--mask", str(image), *common]) == 2
+    assert "--image" in capsys.readouterr().err
+    assert main(["edit", "x", *common]) == 2  # neither an image nor a source prompt
