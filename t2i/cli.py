@@ -184,6 +184,23 @@ def _eval_alignment(args):
     print(f"alignment.json and worst-prompts.png in {args.out}")
 
 
+def _eval_word_swap(args):
+    from t2i.eval.editing import measure_word_swaps
+
+    r = measure_word_swaps(
+        args.model, args.classifier, args.data, args.out, args.n_prompts, args.n_per_prompt, args.seed,
+        args.swap_steps, args.self_swap_steps,
+    )  # fmt: skip
+    print(f"{r['prompts']} prompts x {args.n_per_prompt} seeds; new colour found: {r['changed']:.1%} "
+          f"(the edited prompt alone: {r['baseline_changed']:.1%}); other attributes kept: {r['kept']:.1%} "
+          f"(alone: {r['baseline_kept']:.1%})")  # fmt: skip
+    for name in ("feature_distance", "pixel_distance"):
+        d = r[name]
+        print(f"{name.replace('_', ' ')} to the source: edit {d['edit']:.3f}, alone {d['baseline']:.3f}, "
+              f"two seeds of the source prompt {d['two_seeds']:.3f}")  # fmt: skip
+    print(f"word_swap.json and word_swap.png in {args.out}")
+
+
 def _eval_report(args):
     from t2i.eval.report import write_report
 
@@ -473,6 +490,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, help="local Inception-v3 weights: adds standard FID/KID")
     p.add_argument("--out", default="runs/eval-alignment", help="folder for alignment.json and worst-prompts.png")
     p.set_defaults(func=_eval_alignment)
+
+    p = evaluate.add_parser("word-swap", help="do one-word edits change that attribute and keep the rest? (classifier)")
+    _add_evaluation_inputs(p)
+    p.add_argument("--n-prompts", type=bounded(int, 2, 10**5), default=64, help="suite size (its hair-colour prompts)")
+    p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="seeds per prompt")
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images")
+    p.add_argument(
+        "--swap-steps", type=bounded(float, 0, 1), default=0.8, help="share of steps with the source's cross-attention"
+    )
+    p.add_argument(
+        "--self-swap-steps", type=bounded(float, 0, 1), default=0.0, help="share with its self-attention (layout)"
+    )
+    p.add_argument("--out", default="runs/eval-word-swap", help="folder for word_swap.json and word_swap.png")
+    p.set_defaults(func=_eval_word_swap)
 
     p = evaluate.add_parser("report", help="Markdown report: classifier, alignment, samplers, guidance, autoencoder")
     _add_evaluation_inputs(p)

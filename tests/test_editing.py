@@ -133,3 +133,24 @@ def test_the_edit_commands_write_pngs_that_record_the_edit(tiny_model, tmp_path,
     assert main(["inpaint", "x", "--image", str(tmp_path / "broken.png"), "--mask", str(image), *common]) == 2
     assert "--image" in capsys.readouterr().err
     assert main(["edit", "x", *common]) == 2  # neither an image nor a source prompt
+
+
+def test_swapped_replaces_the_one_hair_colour_word():
+    from t2i.eval.editing import swapped
+
+    assert swapped("She has blonde hair and a hat.", {"Blond_Hair": 1}) == (
+        "She has brown hair and a hat.",
+        "Brown_Hair",
+    )
+    assert swapped("He has grey hair.", {"Gray_Hair": 1}) == ("He has black hair.", "Black_Hair")
+    assert swapped("He wears a hat.", {"Wearing_Hat": 1}) is None
+    assert swapped("Black hair? No: brown hair.", {"Brown_Hair": 1, "Black_Hair": 1}) is None
+
+
+def test_word_swap_evaluation_scores_and_writes_its_files(tiny_model, tiny_classifier, tiny_faces, tmp_path):
+    from t2i.eval.editing import measure_word_swaps
+
+    result = measure_word_swaps(tiny_model, tiny_classifier[0], tiny_faces, tmp_path, n_prompts=24, n_per_prompt=1)
+    assert result["prompts"] >= 1 and 0 <= result["changed"] <= 1 and 0 <= result["kept"] <= 1
+    assert result["pixel_distance"]["two_seeds"] > 0 and result["feature_distance"]["edit"] > 0
+    assert (tmp_path / "word_swap.json").is_file() and (tmp_path / "word_swap.png").is_file()
