@@ -375,24 +375,27 @@ def trainer_check(config, cache_dir, ae_dir, work, batch, steps) -> dict:
 def projection(results: dict) -> dict:
     """Hours of configs/celebahq256.yaml's recipe at the measured rates: 30,000 images and 300,000 captions
     cached; the autoencoder's steps × batch (GAN on from disc_start); the UNet's steps at a global batch of 256
-    (the fastest measured variant of ours). 8 GPUs: the 1-GPU hours / 8 (linear scaling, not measured here)."""
+    (the fastest measured variant of ours). 8 GPUs: the 1-GPU hours / 8 (linear scaling, not measured here).
+    A part whose rate was not measured is named, not guessed."""
     config = load_config(ROOT / "configs" / "celebahq256.yaml")
-    at, dt, r = config.autoencoder_training, config.diffusion_training, results["celebahq256"]
-    unet_rates = [v for k, v in r["unet"]["images_per_s"].items() if k.startswith("ours")]
-    if isinstance(r.get("unet_variants"), dict):
-        unet_rates += [v for k, v in r["unet_variants"]["images_per_s"].items() if k.startswith("ours")]
-    seconds = {
-        "latent_cache": CELEBAHQ_IMAGES / r["latent_caching"]["images_per_s"],
-        "text_cache": CELEBAHQ_CAPTIONS / r["text_caching"]["captions_per_s"],
-        "autoencoder": min(at.disc_start, at.steps) * at.batch_size / r["autoencoder"]["images_per_s"]
-        + max(0, at.steps - at.disc_start) * at.batch_size / r["autoencoder_gan"]["images_per_s"],
-        "unet": dt.steps * CELEBAHQ_GLOBAL_BATCH / max(unet_rates),
+    at, dt, r = config.autoencoder_training, config.diffusion_training, results.get("celebahq256", {})
+
+    def rate(part: str, key: str = "images_per_s"):
+        return r[part][key] if isinstance(r.get(part), dict) else None
+
+    unet = [
+        v for part in ("unet", "unet_variants") if rate(part) for k, v in rate(part).items() if k.startswith("ours")
+    ]
+    work = {  # part: (amount, rate)
+        "latent_cache": (CELEBAHQ_IMAGES, rate("latent_caching")),
+        "text_cache": (CELEBAHQ_CAPTIONS, rate("text_caching", "captions_per_s")),
+        "autoencoder_without_gan": (min(at.disc_start, at.steps) * at.batch_size, rate("autoencoder")),
+        "autoencoder_with_gan": (max(0, at.steps - at.disc_start) * at.batch_size, rate("autoencoder_gan")),
+        "unet": (dt.steps * CELEBAHQ_GLOBAL_BATCH, max(unet) if unet else None),
     }
-    return {
-        f"{gpus}_gpu_hours": {k: v / gpus / 3600 for k, v in seconds.items()}
-        | {"total": sum(seconds.values()) / gpus / 3600}
-        for gpus in (1, 8)
-    }
+    seconds = {k: amount / speed for k, (amount, speed) in work.items() if speed}
+    hours = {f"{g}_gpu_hours": {k: v / g / 3600 for k, v in seconds.items()} for g in (1, 8)}
+    return hours | {"not_measured": [k for k, (_, speed) in work.items() if not speed]}
 
 
 def main():

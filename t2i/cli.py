@@ -56,7 +56,7 @@ def output_folder(path: str | Path, flag: str = "--out") -> Path:
 def _data_synth(args):
     from t2i.data.synthetic import synthesize_dataset
 
-    out = synthesize_dataset(args.out, args.n, args.size, args.seed, args.workers)
+    out = synthesize_dataset(args.out, args.n, args.size, args.seed, args.workers, args.parts)
     print(f"wrote {args.n} captioned faces ({args.size}x{args.size}) to {out}")
 
 
@@ -199,6 +199,16 @@ def _eval_word_swap(args):
         print(f"{name.replace('_', ' ')} to the source: edit {d['edit']:.3f}, alone {d['baseline']:.3f}, "
               f"two seeds of the source prompt {d['two_seeds']:.3f}")  # fmt: skip
     print(f"word_swap.json and word_swap.png in {args.out}")
+
+
+def _eval_attention(args):
+    from t2i.eval.attention import measure_attention_placement
+
+    result = measure_attention_placement(args.model, args.data, args.out, args.n_images, args.strength, args.seed)
+    print("part        words  attention inside  floor (the part's area)  ratio")
+    for part, r in result["parts"].items():
+        print(f"{part:<11} {r['words']:>5}  {r['share_inside']:>16.1%}  {r['floor']:>23.1%}  {r['ratio']:>5.2f}")
+    print(f"attention_placement.json in {args.out}")
 
 
 def _eval_report(args):
@@ -403,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
     p.add_argument("--workers", type=bounded(int, 1, 1024), default=None, help="processes (None: all cores)")
+    p.add_argument(
+        "--parts",
+        action="store_true",
+        help="also each face's part map (hair, eyes, mouth, hat, ...) in CelebAMask-HQ-parts/",
+    )
     p.set_defaults(func=_data_synth)
     p = data.add_parser("preview", help="grid of images with a caption under each")
     p.add_argument("dir", help="dataset folder or manifest")
@@ -504,6 +519,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/eval-word-swap", help="folder for word_swap.json and word_swap.png")
     p.set_defaults(func=_eval_word_swap)
+
+    p = evaluate.add_parser("attention", help="do a prompt's words attend to their part of the face? (part maps)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="diffusion model folder (the committed demo model)")
+    p.add_argument("--data", required=True, help="synthetic faces written with `t2i data synth --parts`")
+    p.add_argument("--n-images", type=bounded(int, 1, 10**5), default=64, help="held-out images to redraw")
+    p.add_argument("--strength", type=bounded(float, 0.05, 1), default=0.5, help="image-to-image strength")
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="image k uses seed + k")
+    p.add_argument("--out", default="runs/eval-attention", help="folder for attention_placement.json")
+    p.set_defaults(func=_eval_attention)
 
     p = evaluate.add_parser("report", help="Markdown report: classifier, alignment, samplers, guidance, autoencoder")
     _add_evaluation_inputs(p)

@@ -14,6 +14,7 @@ Image i depends only on (seed, i), so any worker count gives byte-identical file
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -101,32 +102,51 @@ def _mix(a, b, t):
     return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=True))
 
 
-class _Painter:
-    """ImageDraw in a 256-unit frame scaled to the real canvas (u pixels per unit)."""
+PARTS_FOLDER = "CelebAMask-HQ-parts"  # beside CelebA-HQ-img/, as MM-CelebA-HQ's CelebAMask-HQ masks are
+PARTS = ("background", "skin", "clothes", "hair", "eyes", "eyebrows", "nose", "mouth", "beard", "eyeglasses",
+         "hat", "earrings", "necklace")  # fmt: skip  # the part map's labels: value k is PARTS[k]
 
-    def __init__(self, image: Image.Image, u: float):
-        self.draw = ImageDraw.Draw(image, "RGBA")
-        self.u = u
+
+class _Painter:
+    """ImageDraw in a 256-unit frame scaled to the real canvas (u pixels per unit). With `labels` (an "L" image
+    of the same size), every shape is also drawn there in the value of the current `part` (PARTS), so later
+    shapes hide earlier ones in the part map as they do in the picture."""
+
+    def __init__(self, image: Image.Image, u: float, labels: Image.Image | None = None):
+        self.draws = [(ImageDraw.Draw(image, "RGBA"), None)]
+        if labels is not None:
+            self.draws.append((ImageDraw.Draw(labels), labels))
+        self.u, self.part = u, "skin"
 
     def _box(self, cx, cy, rx, ry):
         u = self.u
         return [(cx - rx) * u, (cy - ry) * u, (cx + rx) * u, (cy + ry) * u]
 
+    def _each(self, shape: str, *args, fill=None, outline=None, **kwargs):
+        for draw, labels in self.draws:
+            if labels is not None:  # the part map: the part's value wherever the picture gets paint
+                value = PARTS.index(self.part)
+                fill, outline = (None if fill is None else value), (None if outline is None else value)
+            getattr(draw, shape)(*args, fill=fill, **({} if outline is None else {"outline": outline}), **kwargs)
+
     def ellipse(self, cx, cy, rx, ry, fill=None, outline=None, width=1):
-        self.draw.ellipse(self._box(cx, cy, rx, ry), fill=fill, outline=outline, width=max(1, round(width * self.u)))
+        width = max(1, round(width * self.u))
+        self._each("ellipse", self._box(cx, cy, rx, ry), fill=fill, outline=outline, width=width)
 
     def chord(self, cx, cy, rx, ry, start, end, fill=None, outline=None, width=1):
-        box = self._box(cx, cy, rx, ry)
-        self.draw.chord(box, start, end, fill=fill, outline=outline, width=max(1, round(width * self.u)))
+        width = max(1, round(width * self.u))
+        self._each("chord", self._box(cx, cy, rx, ry), start, end, fill=fill, outline=outline, width=width)
 
     def arc(self, cx, cy, rx, ry, start, end, fill, width):
-        self.draw.arc(self._box(cx, cy, rx, ry), start, end, fill=fill, width=max(1, round(width * self.u)))
+        self._each("arc", self._box(cx, cy, rx, ry), start, end, fill=fill, width=max(1, round(width * self.u)))
 
     def polygon(self, points, fill):
-        self.draw.polygon([(x * self.u, y * self.u) for x, y in points], fill=fill)
+        self._each("polygon", [(x * self.u, y * self.u) for x, y in points], fill=fill)
 
     def line(self, points, fill, width):
-        self.draw.line([(x * self.u, y * self.u) for x, y in points], fill=fill, width=max(1, round(width * self.u)))
+        self._each(
+            "line", [(x * self.u, y * self.u) for x, y in points], fill=fill, width=max(1, round(width * self.u))
+        )
 
 
 def _hair_outline(cx, top, rx, bottom, wavy, phase, n=48):
@@ -143,8 +163,9 @@ def _hair_outline(cx, top, rx, bottom, wavy, phase, n=48):
     return [(cx - rx, bottom)] + points + [(cx + rx, bottom)]
 
 
-def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> Image.Image:
-    """Draw one face with the given attributes; all nuisance factors come from rng."""
+def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int, parts: bool = False):
+    """Draw one face with the given attributes; all nuisance factors come from rng. With `parts`, also its
+    part map: (image, an "L" image of PARTS indices, what is visible of each part)."""
     canvas = max(256, 2 * size)
     u = canvas / 256
     on = lambda name: attrs[name] == 1  # noqa: E731
@@ -166,20 +187,25 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
 
     # the person is drawn on a transparent layer taller than the canvas, then posed as a whole
     layer = Image.new("RGBA", (canvas, int(canvas * 1.4)), (0, 0, 0, 0))
-    p = _Painter(layer, u)
+    labels = Image.new("L", layer.size, 0) if parts else None
+    p = _Painter(layer, u, labels)
     cx, cy = 128, 120
     rx, ry = (68, 74) if on("Chubby") else (55, 71)
     rx -= 0 if on("Male") else 4
 
     # hair behind the head
+    p.part = "hair"
     if hair and long_hair:
         p.polygon(_hair_outline(cx, cy - ry - 12, rx + 18, cy + 95, on("Wavy_Hair"), wave_phase), hair)
     elif hair:
         p.polygon(_hair_outline(cx, cy - ry - 12, rx + 9, cy + 5, on("Wavy_Hair"), wave_phase), hair)
 
     # torso, neck, clothing
+    p.part = "clothes"
     p.ellipse(cx, 300, 115, 95, fill=shirt)
+    p.part = "skin"
     p.polygon([(cx - 22, cy + 40), (cx + 22, cy + 40), (cx + 26, 215), (cx - 26, 215)], skin_dark)
+    p.part = "clothes"
     if on("Wearing_Necktie"):
         collar = (245, 245, 245)
         p.polygon([(cx - 40, 208), (cx, 222), (cx - 18, 240)], collar)
@@ -188,13 +214,16 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
         p.polygon([(cx - 8, 218), (cx + 8, 218), (cx + 5, 228), (cx - 5, 228)], tie)
         p.polygon([(cx - 5, 228), (cx + 5, 228), (cx + 13, 290), (cx, 305), (cx - 13, 290)], tie)
     else:
+        p.part = "skin"
         p.polygon([(cx - 30, 210), (cx + 30, 210), (cx, 240)], skin_dark)  # open neckline
+    p.part = "necklace"
     if on("Wearing_Necklace"):
         jewel = JEWEL[rng.integers(len(JEWEL))]
         p.arc(cx, 196, 30, 28, 20, 160, fill=jewel, width=5)
         p.ellipse(cx, 228, 7, 8, fill=jewel)
 
     # ears and earrings
+    p.part = "skin"
     for side in (-1, 1):
         p.ellipse(cx + side * (rx - 2), cy + 8, 11, 18, fill=skin_dark)
     # face
@@ -214,11 +243,13 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
     if on("Chubby"):
         p.arc(cx, cy + ry - 14, 30, 12, 20, 160, fill=skin_dark, width=3)  # double chin line
     if on("Wearing_Earrings"):
+        p.part = "earrings"
         jewel = JEWEL[rng.integers(len(JEWEL))]
         for side in (-1, 1):
             p.ellipse(cx + side * (rx + 2), cy + 34, 9, 10, outline=jewel, width=5)
 
     # hair on top of the head
+    p.part = "hair"
     if hair:
         p.chord(cx, cy - 44, rx + 4, ry - 14, 180, 360, fill=hair)
         if on("Wavy_Hair"):
@@ -233,11 +264,13 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
             fringe += [(cx + rx - 4, cy - 48), (cx + rx - 10, cy - 64), (cx - rx + 10, cy - 64)]
             p.polygon(fringe, hair)
     elif on("Bald"):
+        p.part = "skin"
         p.ellipse(cx - 18, cy - 50, 14, 7, fill=_mix(skin, (255, 255, 255), 0.45))  # scalp highlight
 
     eye_y, eye_dx = cy - 4, 22
 
     # wrinkles of age
+    p.part = "skin"
     if not on("Young"):
         line = _shade(skin, 0.55)
         if not on("Bangs") or not hair:
@@ -254,6 +287,7 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
     shadow = EYESHADOW[rng.integers(len(EYESHADOW))] if on("Heavy_Makeup") else None
     for side in (-1, 1):
         ex = cx + side * eye_dx
+        p.part = "eyes"
         if shadow:
             p.ellipse(ex, eye_y - 6, 15, 9, fill=shadow + (220,))
         p.ellipse(ex, eye_y, 12, eye_h, fill=(245, 245, 240))
@@ -269,6 +303,7 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
                     width=2.5,
                 )
         brow_w, brow_l = (11, 17) if on("Bushy_Eyebrows") else (4, 13)
+        p.part = "eyebrows"
         if on("Arched_Eyebrows"):
             p.line(
                 [(ex - side * brow_l, eye_y - 12), (ex + side * 1, eye_y - 25), (ex + side * brow_l, eye_y - 14)],
@@ -279,11 +314,13 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
             p.line([(ex - side * brow_l, eye_y - 16), (ex + side * brow_l, eye_y - 17)], fill=brow, width=brow_w)
 
     # cheeks
+    p.part = "skin"
     if on("Rosy_Cheeks"):
         for side in (-1, 1):
             p.ellipse(cx + side * 34, cy + 22, 12, 9, fill=(235, 60, 80, 150))
 
     # nose
+    p.part = "nose"
     nose, nostril = _shade(skin, 0.66), _shade(skin, 0.35)
     if on("Big_Nose"):  # broad and round
         p.polygon([(cx - 6, cy), (cx + 6, cy), (cx + 18, cy + 26), (cx - 18, cy + 26)], nose)
@@ -300,6 +337,7 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
             p.ellipse(cx + side * 4, cy + 27, 2.5, 2, fill=nostril)
 
     # facial hair
+    p.part = "beard"
     beard = _shade(hair, 0.6) if hair else (50, 40, 35)
     if on("Mustache"):
         p.polygon(
@@ -311,6 +349,7 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
         )
 
     # mouth
+    p.part = "mouth"
     lips = LIPSTICK[rng.integers(len(LIPSTICK))] if on("Wearing_Lipstick") else _mix(skin_dark, (120, 25, 40), 0.6)
     thick = 11 if on("Big_Lips") else 5
     my, mw = cy + 49, (25 if on("Smiling") else 17) + (4 if on("Big_Lips") else 0)
@@ -334,6 +373,7 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
         p.line([(cx - mw + 2, my), (cx + mw - 2, my)], fill=_shade(lips, 0.5), width=2)
 
     # eyeglasses over the eyes
+    p.part = "eyeglasses"
     if on("Eyeglasses"):
         frame = tuple(int(v) for v in rng.integers(0, 70, size=3))
         for side in (-1, 1):
@@ -342,6 +382,7 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
         p.line([(cx - eye_dx + 17, eye_y - 2), (cx + eye_dx - 17, eye_y - 2)], fill=frame, width=4)
 
     # hat on top of everything
+    p.part = "hat"
     if on("Wearing_Hat"):
         hat = tuple(int(v) for v in rng.integers(20, 235, size=3))
         if rng.random() < 0.5:  # brimmed hat
@@ -377,21 +418,35 @@ def render_face(attrs: dict[str, int], rng: np.random.Generator, size: int) -> I
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     image = image.resize((size, size), Image.Resampling.LANCZOS)
     pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, rng.uniform(0.5, 3.0), (size, size, 3))
-    return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
+    image = Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
+    if not parts:
+        return image
+    # the part map posed as the picture (nearest neighbour: labels do not blend), background where nothing is
+    posed_labels = labels.transform(
+        (canvas, canvas), Image.Transform.AFFINE, (a, b, tx, d, e, ty), Image.Resampling.NEAREST
+    )
+    part_map = Image.new("L", (canvas, canvas), 0)
+    part_map.paste(posed_labels, (0, 0), posed.getchannel("A").point(lambda v: 255 if v >= 128 else 0))
+    return image, part_map.resize((size, size), Image.Resampling.NEAREST)
 
 
-def make_sample(seed: int, index: int, size: int) -> tuple[Image.Image, dict[str, int], list[str]]:
-    """Image, attributes and 10 captions of sample `index`: a pure function of (seed, index, size)."""
+def make_sample(seed: int, index: int, size: int, parts: bool = False):
+    """Image, attributes and 10 captions of sample `index`: a pure function of (seed, index, size); with
+    `parts`, its part map too (an "L" image whose value k marks PARTS[k], 0 the background)."""
     rng = np.random.default_rng([seed, index])
     attrs = sample_attributes(rng)
-    image = render_face(attrs, rng, size)
+    image = render_face(attrs, rng, size, parts)
     captions = write_captions(attrs, rng, 10)
-    return image, attrs, captions
+    return (*image, attrs, captions) if parts else (image, attrs, captions)
 
 
-def _write_one(job: tuple[Path, int, int, int]) -> list[int]:
-    out, seed, index, size = job
-    image, attrs, captions = make_sample(seed, index, size)
+def _write_one(job: tuple[Path, int, int, int, bool]) -> list[int]:
+    out, seed, index, size, parts = job
+    if parts:
+        image, part_map, attrs, captions = make_sample(seed, index, size, parts=True)
+        part_map.save(out / PARTS_FOLDER / f"{index}.png", optimize=False)
+    else:
+        image, attrs, captions = make_sample(seed, index, size)
     image.save(out / "CelebA-HQ-img" / f"{index}.png", optimize=False)
     (out / "celeba-caption" / f"{index}.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
     return [attrs[name] for name in CELEBA_ATTRIBUTES]
@@ -404,8 +459,11 @@ def write_attribute_file(path: Path, rows: dict[str, list[int]]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def synthesize_dataset(out: str | Path, n: int, size: int = 64, seed: int = 0, workers: int | None = None) -> Path:
-    """Write n captioned faces in the MM-CelebA-HQ layout under `out`; returns `out`."""
+def synthesize_dataset(
+    out: str | Path, n: int, size: int = 64, seed: int = 0, workers: int | None = None, parts: bool = False
+) -> Path:
+    """Write n captioned faces in the MM-CelebA-HQ layout under `out`; returns `out`. With `parts`, also each
+    face's part map in OUT/CelebAMask-HQ-parts/<index>.png (values: PARTS, listed in parts.json there)."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     if size < 16:
@@ -413,7 +471,10 @@ def synthesize_dataset(out: str | Path, n: int, size: int = 64, seed: int = 0, w
     out = Path(out)
     (out / "CelebA-HQ-img").mkdir(parents=True, exist_ok=True)
     (out / "celeba-caption").mkdir(parents=True, exist_ok=True)
-    jobs = [(out, seed, i, size) for i in range(n)]
+    if parts:
+        (out / PARTS_FOLDER).mkdir(exist_ok=True)
+        (out / PARTS_FOLDER / "parts.json").write_text(json.dumps(dict(enumerate(PARTS)), indent=1))
+    jobs = [(out, seed, i, size, parts) for i in range(n)]
     workers = workers or min(os.cpu_count() or 1, 8)
     rows: dict[str, list[int]] = {}
     progress = tqdm(total=n, desc="synth", unit="img")

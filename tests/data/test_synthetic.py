@@ -92,3 +92,27 @@ def make_face(attrs, seed):
 def test_sizes():
     for size in (32, 64, 128, 256):
         assert make_sample(0, 1, size)[0].size == (size, size)
+
+
+def test_part_maps_mark_what_is_drawn_and_leave_the_pictures_as_they_were(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from t2i.data.synthetic import PARTS, PARTS_FOLDER, synthesize_dataset
+
+    plain = synthesize_dataset(tmp_path / "plain", 30, 64, seed=0, workers=1)
+    with_parts = synthesize_dataset(tmp_path / "parts", 30, 64, seed=0, workers=1, parts=True)
+    assert json.loads((with_parts / PARTS_FOLDER / "parts.json").read_text())["3"] == "hair"
+    rows = (with_parts / "CelebAMask-HQ-attribute-anno.txt").read_text().splitlines()
+    names = rows[1].split()
+    for index in range(30):
+        same = (plain / "CelebA-HQ-img" / f"{index}.png").read_bytes()
+        assert (with_parts / "CelebA-HQ-img" / f"{index}.png").read_bytes() == same
+        labels = np.asarray(Image.open(with_parts / PARTS_FOLDER / f"{index}.png"))
+        values = dict(zip(names, map(int, rows[index + 2].split()[1:]), strict=True))
+        shown = {PARTS[k] for k in np.unique(labels)}
+        assert {"background", "skin", "eyes", "mouth"} <= shown
+        assert ("eyeglasses" in shown) == (values["Eyeglasses"] == 1)
+        assert ("hat" in shown) == (values["Wearing_Hat"] == 1)
