@@ -31,7 +31,7 @@ def token_alignment(source_ids: list[int], target_ids: list[int]) -> torch.Tenso
     a word only the target has gets none (a word swap replaces words)."""
     mapping = torch.zeros(len(target_ids), len(source_ids))
     matcher = difflib.SequenceMatcher(a=source_ids, b=target_ids, autojunk=False)
-    for _, i1, i2, j1, j2 in matcher.get_opcodes():  # tag "equal": i2 - i1 == j2 - j1
+    for _, i1, i2, j1, j2 in matcher.get_opcodes():  # equal, replaced, deleted or inserted spans
         if i2 - i1 == j2 - j1:
             mapping[range(j1, j2), range(i1, i2)] = 1.0
         elif i2 > i1:
@@ -39,10 +39,10 @@ def token_alignment(source_ids: list[int], target_ids: list[int]) -> torch.Tenso
     return mapping
 
 
-class CrossAttentionControl:
-    """What the cross-attention processors do with A at each call: add the conditional half to the maps, and
-    during the first `swap_steps` steps give the target images the source images' A (a batch laid out
-    [source images; target images] in each half)."""
+class AttentionControl:
+    """What the attention processors do with A at each call: add the conditional half of the cross-attention to
+    the maps, and for the first steps give the edited images the source images' A (a batch laid out
+    [source images; edited images] in each half)."""
 
     def __init__(
         self,
@@ -61,23 +61,18 @@ class CrossAttentionControl:
         self.step, self.sum, self.calls = 0, None, 0
 
     def __call__(self, probs: torch.Tensor, heads: int, cross: bool) -> torch.Tensor:
-        halves = probs.view(2 if self.guided else 1, self.images, heads, *probs.shape[1:])  # (half, B, heads, HW, T)
-        cond = halves[-1]
+        halves = probs.view(2 if self.guided else 1, self.images, heads, *probs.shape[1:])  # (half, B, heads, Q, K)
         if self.swap is not None and self.step < (self.swap_steps if cross else self.self_steps):
-            source = cond[: len(self.swap)]
-            if cross:
-                injected = torch.einsum("bhqs,bts->bhqt", source, self.swap.to(probs.device, probs.dtype))
-            else:
-                injected = source
+            source = halves[-1][: len(self.swap)]
+            injected = torch.einsum("bhqs,bts->bhqt", source, self.swap.to(probs)) if cross else source
             halves = torch.cat([halves[:-1], torch.cat([source, injected])[None]])
+        if cross:  # the maps: the conditional half, heads averaged, on the latent grid
             cond = halves[-1]
-        if not cross:
-            return halves.reshape(probs.shape)
-        side = int(cond.shape[2] ** 0.5)
-        grid = cond.float().mean(1).transpose(1, 2).reshape(self.images, -1, side, side)  # (B, T, h, w)
-        grid = F.interpolate(grid, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        self.sum = grid if self.sum is None else self.sum + grid
-        self.calls += 1
+            side = int(cond.shape[2] ** 0.5)
+            grid = cond.float().mean(1).transpose(1, 2).reshape(self.images, -1, side, side)  # (B, T, h, w)
+            grid = F.interpolate(grid, size=(self.size, self.size), mode="bilinear", align_corners=False)
+            self.sum = grid if self.sum is None else self.sum + grid
+            self.calls += 1
         return halves.reshape(probs.shape)
 
     def maps(self, size: int) -> torch.Tensor:
@@ -88,9 +83,9 @@ class CrossAttentionControl:
 
 class ControlledAttention:
     """diffusers' attention processor (AttnProcessor) for a transformer block's self- or cross-attention, with A
-    made explicit and handed to a CrossAttentionControl."""
+    made explicit and handed to a AttentionControl."""
 
-    def __init__(self, control: CrossAttentionControl):
+    def __init__(self, control: AttentionControl):
         self.control = control
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
@@ -110,7 +105,7 @@ class ControlledAttention:
 
 
 @contextmanager
-def controlled(unet, control: CrossAttentionControl):
+def controlled(unet, control: AttentionControl):
     """The UNet with the attention layers of its transformer blocks (attn1: self, attn2: cross) under `control`;
     its processors restored afterwards."""
     saved = unet.attn_processors

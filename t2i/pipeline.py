@@ -29,7 +29,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from safetensors.torch import load_file
 
-from t2i.attention import AttentionMaps, CrossAttentionControl, controlled, token_alignment
+from t2i.attention import AttentionControl, AttentionMaps, controlled, token_alignment
 from t2i.autoencoder.model import load_autoencoder
 from t2i.config import TextConfig, save_config, to_dict
 from t2i.devices import autocast, resolve_precision
@@ -352,7 +352,7 @@ class Text2ImagePipeline:
             if sources is not None or return_attention:
                 swap = None if sources is None else self.swap_alignment(sources, prompts, num_images_per_prompt)
                 cross_until, self_until = int(swap_steps * len(timesteps)), int(self_swap_steps * len(timesteps))
-                control = CrossAttentionControl(copies * batch, use_cfg, size, swap, cross_until, self_until)
+                control = AttentionControl(copies * batch, use_cfg, size, swap, cross_until, self_until)
 
             # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step (inpainting: then the image's
             # latent, noised to the next step, outside the mask)

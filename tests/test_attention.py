@@ -1,6 +1,6 @@
 import torch
 
-from t2i.attention import CrossAttentionControl, token_alignment
+from t2i.attention import AttentionControl, token_alignment
 
 
 def test_token_alignment_maps_shared_tokens_one_to_one_and_a_swapped_word_to_its_source():
@@ -13,7 +13,7 @@ def test_token_alignment_maps_shared_tokens_one_to_one_and_a_swapped_word_to_its
 
 
 def test_recorded_maps_sum_to_one_over_tokens_and_injection_copies_the_source():
-    control = CrossAttentionControl(images=2, guided=True, size=4, swap=torch.eye(3)[None], swap_steps=1)
+    control = AttentionControl(images=2, guided=True, size=4, swap=torch.eye(3)[None], swap_steps=1)
     probs = torch.rand(2 * 2 * 2, 16, 3).softmax(-1)  # (halves · images · heads, 4×4 pixels, 3 tokens)
     out = control(probs, heads=2, cross=True).view(2, 2, 2, 16, 3)
     assert torch.equal(out[1, 1], out[1, 0]) and torch.equal(out[0], probs.view(2, 2, 2, 16, 3)[0])
