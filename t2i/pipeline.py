@@ -311,11 +311,9 @@ class Text2ImagePipeline:
                 raise ValueError("source_prompt must be a string or a list of strings, one per prompt")
         batch = len(prompts) * num_images_per_prompt
         pixels = None if image is None else self.image_tensor(image, len(prompts), num_images_per_prompt)
-        mask = (
-            None
-            if mask_image is None
-            else self.image_tensor(mask_image, len(prompts), num_images_per_prompt, mask=True)
-        )
+        mask = None
+        if mask_image is not None:
+            mask = self.image_tensor(mask_image, len(prompts), num_images_per_prompt, mask=True)
         # the networks under autocast where the device runs bf16 natively ("auto"); the sampler stays in fp32
         with autocast(resolve_precision(self.mixed_precision, self.device), self.device):
             sampler = make_scheduler(scheduler, self.scheduler_config)
@@ -346,8 +344,9 @@ class Text2ImagePipeline:
                     sampler.set_begin_index(skip * sampler.order)
                 if skip:
                     latents = sampler.add_noise(z_image, noise, timesteps[:1]) if len(timesteps) else z_image
-            keep = None if mask is None else 1 - F.interpolate(mask.to(self.device), size=size, mode="area")
-            keep = None if keep is None else keep.repeat(copies, 1, 1, 1)
+            keep = None  # inpainting: 1 where the image's latent is kept (the mask's complement, at the latent's size)
+            if mask is not None:
+                keep = (1 - F.interpolate(mask, size=size, mode="area")).repeat(copies, 1, 1, 1)
             control = None
             if sources is not None or return_attention:
                 swap = None if sources is None else self.swap_alignment(sources, prompts, num_images_per_prompt)
