@@ -232,6 +232,13 @@ def unet_training(
     "compile": channels-last and compiled), again interleaved with the peer. `profile`: a file for cProfile's
     table of ours."""
     device, size = accelerator.device, config.data.image_size
+    marks, last = {}, [time.perf_counter()]
+
+    def mark(phase: str) -> None:  # seconds of each phase of the setup: where a GPU-idle start goes
+        sync(device)
+        marks[phase] = round(time.perf_counter() - last[0], 2)
+        last[0] = time.perf_counter()
+
     tc = dataclasses.replace(config.diffusion_training, batch_size=batch)
     config = dataclasses.replace(config, diffusion_training=tc)
     cache, vae = LatentCache(cache_dir), load_autoencoder(ae_dir).to(device)
@@ -242,6 +249,7 @@ def unet_training(
         if fits_on_device(part.nbytes, device):
             part.to(device)
     latent, channels, width = size // config.autoencoder.downsample_factor, vae.config.latent_channels, 384
+    mark("caches")
 
     # FLOPs per image: the UNet's forward and backward, and the encoders the peer runs in every step
     with torch.device("meta"):
@@ -261,6 +269,7 @@ def unet_training(
         "caches_on_device": [str(t.device) for t in (next(iter(cache.tensors.values())), text_cache.embeddings)],
     }
     peer_unet, initial = copy.deepcopy(unet), copy.deepcopy(unet)
+    mark("flops_and_unets")
 
     ours = OurStep(config, cache, text_cache, unet.to(device), accelerator, vae.config.scaling_factor)
     if device.type == "cuda":
@@ -268,6 +277,7 @@ def unet_training(
     for _ in range(3):
         ours()
     sync(device)
+    mark("ours_first_3_steps")
     if device.type == "cuda":
         result["peak_memory_gib_ours"] = torch.cuda.max_memory_allocated(device) / 2**30
     held = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
@@ -280,7 +290,10 @@ def unet_training(
         sync(device)
         result["peak_memory_gib_peer"] = (torch.cuda.max_memory_allocated(device) - held) / 2**30
 
+    mark("peer_setup_and_first_step")
     times = timed_rounds({"ours": ours, "peer": peer}, steps, rounds, device)
+    mark("rounds")
+    result["setup_seconds"] = marks
     if profile:  # where ours spends the CPU's time: the top of cProfile's cumulative list over `steps` steps
         profiler = cProfile.Profile()
         profiler.enable()
@@ -406,6 +419,7 @@ def main():
     )
     parser.add_argument("--smoke", action="store_true", help="the tiny preset on any device, a few steps")
     parser.add_argument("--variants", default="channels_last,compile", help="ours' UNet variants to time ('' none)")
+    parser.add_argument("--presets", default="celebahq256,demo", help="which presets, in this order")
     parser.add_argument("--skip", default="", help="parts to leave out, as PRESET.PART,... (e.g. demo.autoencoder)")
     args = parser.parse_args()
     begin = time.perf_counter()
@@ -437,10 +451,11 @@ def main():
     if args.smoke:
         presets = {"tiny": dict(n=48, unet_batch=8, ae_batch=8, steps=1, rounds=1)}
     else:
-        presets = {
-            "demo": dict(n=4096, unet_batch=128, ae_batch=32, steps=20, rounds=3),
+        presets = {  # celebahq256 first: its targets (MFU, ours vs diffusers) are the ones still unmeasured
             "celebahq256": dict(n=2048, unet_batch=32, ae_batch=12, steps=8, rounds=3),
+            "demo": dict(n=4096, unet_batch=128, ae_batch=32, steps=20, rounds=3, larger_batch=512),
         }
+        presets = {k: v for k, v in presets.items() if k in args.presets.split(",")}
     compile_later = []
     with tempfile.TemporaryDirectory() as tmp:
         for preset, p in presets.items():
@@ -460,6 +475,9 @@ def main():
             unet_args = (config, cache_dir, ae_dir, data, p["unet_batch"], p["steps"], p["rounds"])
             profile = out / f"profile-{preset}.txt"
             part(preset, "unet", unet_training, *unet_args, [], work, accelerator, peak, profile)
+            if "larger_batch" in p:  # a small UNet is CPU-bound per step: does a larger batch fill the GPU?
+                larger = (*unet_args[:4], p["larger_batch"], *unet_args[5:])
+                part(preset, f"unet_batch{p['larger_batch']}", unet_training, *larger, [], work, accelerator, peak)
             ae_args = (config, data, work, p["ae_batch"], 8 * p["steps"])
             part(preset, "autoencoder", autoencoder_training, *ae_args, "eager", False, peak)
             if not args.smoke:
