@@ -50,7 +50,14 @@ from t2i.data.datasets import ImageCaptionDataset
 from t2i.data.synthetic import synthesize_dataset
 from t2i.devices import fits_on_device, process_state, resolve_precision, to_device, use_fast_gpu_math
 from t2i.diffusion.text_cache import TextEmbeddingCache
-from t2i.diffusion.train import BatchPlan, make_noise_scheduler, make_optimizer, optimizer_step, train_diffusion
+from t2i.diffusion.train import (
+    BatchPlan,
+    make_noise_scheduler,
+    make_optimizer,
+    micro_batch_inputs,
+    optimizer_step,
+    train_diffusion,
+)
 from t2i.diffusion.unet import build_unet
 from t2i.text import load_text_encoder, tokenize
 
@@ -145,10 +152,10 @@ class OurStep:
         self.step, self.loss_sum = 0, torch.zeros((), device=device)
 
     def micro_batches(self):
-        rows, captions, flips = self.plan.micro_batch(self.step)
+        device = self.accelerator.device
         gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + self.step)
-        z0 = to_device(self.cache.latents(rows, flips, gen), self.accelerator.device) * self.scale
-        yield z0, to_device(self.text_cache(captions), self.accelerator.device), gen
+        encode = lambda captions: to_device(self.text_cache(captions), device)  # noqa: E731
+        yield *micro_batch_inputs(self.plan, self.cache, self.step, gen, self.scale, encode, device), gen
 
     def __call__(self):
         loss, _, _ = optimizer_step(

@@ -52,11 +52,12 @@ class AttentionControl:
         swap: torch.Tensor | None = None,
         swap_steps: int = 0,
         self_steps: int = 0,
+        record: bool = True,
     ):
         """`images` per half of the UNet's batch; `swap`: one token_alignment per edited image (pairs, T, T);
         the edited images take the source's cross-attention for `swap_steps` steps, its self-attention (the
-        layout) for `self_steps`."""
-        self.images, self.guided, self.size = images, guided, size
+        layout) for `self_steps`; `record`: keep the maps."""
+        self.images, self.guided, self.size, self.record = images, guided, size, record
         self.swap, self.swap_steps, self.self_steps = swap, swap_steps, self_steps
         self.step, self.sum, self.calls = 0, None, 0
 
@@ -66,7 +67,7 @@ class AttentionControl:
             source = halves[-1][: len(self.swap)]
             injected = torch.einsum("bhqs,bts->bhqt", source, self.swap.to(probs)) if cross else source
             halves = torch.cat([halves[:-1], torch.cat([source, injected])[None]])
-        if cross:  # the maps: the conditional half, heads averaged, on the latent grid
+        if cross and self.record:  # the maps: the conditional half, heads averaged, on the latent grid
             cond = halves[-1]
             side = int(cond.shape[2] ** 0.5)
             grid = cond.float().mean(1).transpose(1, 2).reshape(self.images, -1, side, side)  # (B, T, h, w)
@@ -89,8 +90,6 @@ class ControlledAttention:
         self.control = control
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        if hidden_states.ndim != 3 or attn.spatial_norm is not None or attn.group_norm is not None:
-            raise NotImplementedError("only the attention of a transformer block is controlled")
         cross = encoder_hidden_states is not None
         context = encoder_hidden_states if cross else hidden_states
         if cross and attn.norm_cross:

@@ -351,7 +351,9 @@ class Text2ImagePipeline:
             if sources is not None or return_attention:
                 swap = None if sources is None else self.swap_alignment(sources, prompts, num_images_per_prompt)
                 cross_until, self_until = int(swap_steps * len(timesteps)), int(self_swap_steps * len(timesteps))
-                control = AttentionControl(copies * batch, use_cfg, size, swap, cross_until, self_until)
+                control = AttentionControl(
+                    copies * batch, use_cfg, size, swap, cross_until, self_until, record=return_attention
+                )
 
             # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step (inpainting: then the image's
             # latent, noised to the next step, outside the mask)

@@ -165,7 +165,7 @@ def cache_latents(
         path = out / f"shard-{number:05d}.safetensors"
         if path.exists():
             try:
-                reason = _stale_reason(_shard_metadata(path), sources[number * shard_size :][:shard_size])
+                reason = _stale_reason(_shard_metadata(path), sources[number * shard_size : (number + 1) * shard_size])
             except Exception as error:  # safetensors raises its own error types for a damaged file
                 reason = f"unreadable ({error})"
             if reason is None:
@@ -178,7 +178,8 @@ def cache_latents(
     batches_of, first = {}, 0  # shard -> its batches, as positions in `records`
     for n in todo:
         batches_of[n] = [
-            list(range(first + b, first + len(shards[n])))[:batch_size] for b in range(0, len(shards[n]), batch_size)
+            list(range(first + b, first + min(b + batch_size, len(shards[n]))))
+            for b in range(0, len(shards[n]), batch_size)
         ]
         first += len(shards[n])
     workers = num_workers if num_workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
@@ -204,7 +205,7 @@ def cache_latents(
                 shard_ids += ids
             progress.update(len(batch))
         path = out / f"shard-{number:05d}.safetensors"
-        covered = sources[number * shard_size :][:shard_size]
+        covered = sources[number * shard_size : (number + 1) * shard_size]
         tensors = {name: torch.cat(values).cpu() for name, values in parts.items()}
         tmp = path.with_suffix(f".tmp{state.process_index}")
         save_file(tensors, tmp, metadata={"ids": json.dumps(shard_ids), "sources": json.dumps(covered)})

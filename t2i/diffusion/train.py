@@ -110,6 +110,13 @@ def optimizer_step(accelerator, unet, optimizer, lr_schedule, micro_batches, noi
     return torch.stack(losses).mean(), torch.cat(per_samples), torch.cat(timesteps)
 
 
+def micro_batch_inputs(plan, cache, index: int, generator, scale: float, encode, device):
+    """z0 = s·E(x) (for KL a fresh z ~ q(z|x) from `generator`) and the context τθ(y) = encode(captions) of
+    micro-batch `index`, on `device`."""
+    rows, captions, flips = plan.micro_batch(index)
+    return to_device(cache.latents(rows, flips, generator), device) * scale, encode(captions)
+
+
 class BatchPlan:
     """Which cache rows, captions, flips and dropped captions make up a micro-batch: a pure function of it."""
 
@@ -289,15 +296,17 @@ def train_denoiser(
             out / "samples" / f"samples-{step:07d}.png"
         )
 
+    if jointly_trained:
+        encode = lambda captions: text_encoder.encode(captions)[0]  # noqa: E731
+    else:
+        encode = lambda captions: to_device(text_cache(captions), device)  # noqa: E731
+
     def micro_batches(step: int):
         """The (z0, context, generator) of each micro-batch of a step: a pure function of (seed, step, process)."""
         for micro in range(tc.grad_accum):
             index = 0 if overfit_batch else (step * tc.grad_accum + micro) * world + rank
-            rows, captions, flips = plan.micro_batch(index)
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + (step * tc.grad_accum + micro) * world + rank)
-            z0 = to_device(cache.latents(rows, flips, gen), device) * scale  # z0 = s·E(x)
-            context = text_encoder.encode(captions)[0] if jointly_trained else to_device(text_cache(captions), device)
-            yield z0, context, gen
+            yield *micro_batch_inputs(plan, cache, index, gen, scale, encode, device), gen
 
     def ensure_finite(step: int, checked: int) -> int:
         """Stop on a NaN/inf loss in the steps since the last check (the loop's one wait for the GPU besides
