@@ -5,6 +5,8 @@ word swap, through a diffusers attention processor on the UNet's cross-attention
     maps: A of the conditional half, averaged over heads, layers (each upsampled to the latent grid) and steps
     word swap: for the first steps, the edited prompt's A is the source prompt's, its tokens aligned to the source's
                (and, for fewer steps, its self-attention too: prompt-to-prompt's way of keeping the layout)
+    local blend: after each step, z_edit = z_source + m ⊙ (z_edit − z_source), m = 1 where the swapped words'
+               maps so far lie in the top (1 − BLEND_THRESHOLD) of their range (prompt-to-prompt's LocalBlend)
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+BLEND_THRESHOLD = 0.3  # a local blend's mask: where the swapped words' attention is above this share of its range
+# (prompt-to-prompt takes a share of the maximum; the maps of a small UNet are too flat for that: 99% of the image)
 
 
 @dataclass
@@ -37,6 +42,13 @@ def token_alignment(source_ids: list[int], target_ids: list[int]) -> torch.Tenso
         elif i2 > i1:
             mapping[j1:j2, i1:i2] = 1.0 / (i2 - i1)
     return mapping
+
+
+def swapped_tokens(source_ids: list[int], target_ids: list[int]) -> tuple[list[int], list[int]]:
+    """The positions of the tokens a word swap changes: in the source, and in the target."""
+    matcher = difflib.SequenceMatcher(a=source_ids, b=target_ids, autojunk=False)
+    spans = [span for tag, *span in matcher.get_opcodes() if tag != "equal"]
+    return [i for i1, i2, _, _ in spans for i in range(i1, i2)], [j for _, _, j1, j2 in spans for j in range(j1, j2)]
 
 
 class AttentionControl:
@@ -75,6 +87,16 @@ class AttentionControl:
             self.sum = grid if self.sum is None else self.sum + grid
             self.calls += 1
         return halves.reshape(probs.shape)
+
+    def blend_mask(self, words: torch.Tensor) -> torch.Tensor:
+        """(edited images, 1, h, w): where the swapped words attend, in the source or in the edit, in the maps so
+        far; `words` (all images, T) weighs each image's tokens (1 on its prompt's swapped words)."""
+        maps = torch.einsum("bthw,bt->bhw", self.sum / self.calls, words.to(self.sum))[:, None]
+        maps = F.max_pool2d(maps, 3, stride=1, padding=1)  # a little wider than the words' own pixels
+        low, high = maps.amin((2, 3), keepdim=True), maps.amax((2, 3), keepdim=True)
+        mask = (maps - low > BLEND_THRESHOLD * (high - low)).float()
+        source, edited = mask.chunk(2)
+        return torch.maximum(source, edited)
 
     def maps(self, size: int) -> torch.Tensor:
         """(B, T, size, size): the mean of every recorded A, upsampled to the image."""

@@ -189,7 +189,7 @@ def _eval_word_swap(args):
 
     r = measure_word_swaps(
         args.model, args.classifier, args.data, args.out, args.n_prompts, args.n_per_prompt, args.seed,
-        args.swap_steps, args.self_swap_steps,
+        args.swap_steps, args.self_swap_steps, args.local_blend,
     )  # fmt: skip
     print(f"{r['prompts']} prompts x {args.n_per_prompt} seeds; new colour found: {r['changed']:.1%} "
           f"(the edited prompt alone: {r['baseline_changed']:.1%}); other attributes kept: {r['kept']:.1%} "
@@ -291,7 +291,7 @@ def _edit_pipeline(args):
     from t2i.families import load_pipeline
 
     pipe = load_pipeline(args.model)
-    if not hasattr(pipe, "mixed_precision"):
+    if not pipe.takes_edits:
         raise ValueError(f"--model {args.model}: a {pipe.family} model; editing takes a diffusion model")
     pipe.mixed_precision = args.mixed_precision
     return pipe, pipe.defaults.override(**sampling_flags(args))
@@ -307,7 +307,7 @@ def _edit(args):
     pipe, settings = _edit_pipeline(args)
     strength = args.strength if image is not None else 1.0  # a word swap alone starts from noise
     paths = edit(pipe, args.prompt, args.out, image, strength, None, args.source_prompt, args.swap_steps,
-                 args.seed, settings)  # fmt: skip
+                 args.seed, settings, args.local_blend)  # fmt: skip
     print("\n".join(str(p) for p in paths))
 
 
@@ -349,7 +349,7 @@ def _serve(args):
 
     limits = ServeLimits(
         args.max_steps, args.max_images, args.max_prompt_chars, args.max_queue, args.timeout, args.max_body_bytes,
-        args.read_timeout,
+        args.read_timeout, args.max_upload_bytes, args.max_upload_pixels,
     )  # fmt: skip
     serve(args.model, args.host, args.port, args.api_key or os.environ.get("T2I_API_KEY"), limits)
 
@@ -397,6 +397,7 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from t2i.config import PRECISIONS
+    from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEPS
 
     parser = Parser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
     parser.add_argument("--threads", type=bounded(int, 1, 1024), default=None, help="CPU threads (None: all cores)")
@@ -512,10 +513,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="seeds per prompt")
     p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images")
     p.add_argument(
-        "--swap-steps", type=bounded(float, 0, 1), default=0.8, help="share of steps with the source's cross-attention"
+        "--swap-steps",
+        type=bounded(float, 0, 1),
+        default=SWAP_STEPS,
+        help="share of steps with the source's cross-attention",
     )
     p.add_argument(
         "--self-swap-steps", type=bounded(float, 0, 1), default=0.0, help="share with its self-attention (layout)"
+    )
+    p.add_argument(
+        "--local-blend", action="store_true", help="keep the source wherever the swapped words do not attend"
     )
     p.add_argument("--out", default="runs/eval-word-swap", help="folder for word_swap.json and word_swap.png")
     p.set_defaults(func=_eval_word_swap)
@@ -598,17 +605,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = edit_parser("edit", "image-to-image (--image, --strength) and one-word edits of a prompt (--source-prompt)")
     p.add_argument("--image", default=None, help="start from this image (resized and centre-cropped)")
-    p.add_argument("--strength", type=bounded(float, 0, 1), default=0.6, help="with --image: 0 keeps it, 1 ignores it")
+    p.add_argument("--strength", type=bounded(float, 0, 1), default=IMAGE_TO_IMAGE_STRENGTH,
+                   help="with --image: 0 keeps it, 1 ignores it")  # fmt: skip
     p.add_argument("--source-prompt", default=None, help='a word swap: the prompt to edit, e.g. "She has blond hair."')
     p.add_argument(
-        "--swap-steps", type=bounded(float, 0, 1), default=0.8, help="share of steps with the source's attention"
+        "--swap-steps", type=bounded(float, 0, 1), default=SWAP_STEPS, help="share of steps with the source's attention"
+    )
+    p.add_argument(
+        "--local-blend", action="store_true", help="a word swap keeps the source where the words do not look"
     )
     p.set_defaults(func=_edit)
 
     p = edit_parser("inpaint", "repaint the white part of --mask in --image")
     p.add_argument("--image", required=True, help="the image to repaint")
     p.add_argument("--mask", required=True, help="white (or light) where the image is repainted, black where kept")
-    p.add_argument("--strength", type=bounded(float, 0, 1), default=1.0, help="1: the masked part from noise")
+    p.add_argument("--strength", type=bounded(float, 0, 1), default=INPAINTING_STRENGTH,
+                   help="1: the masked part from noise")  # fmt: skip
     p.set_defaults(func=_inpaint)
 
     p = edit_parser("attend", "an image and, for every word of its prompt, where that word looked")
@@ -646,6 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--read-timeout", type=bounded(float, 0.1, 3600), default=10.0, help="seconds for a request's head and body"
     )
+    p.add_argument("--max-upload-bytes", type=bounded(int, 1024, 2**30), default=4 * 1024 * 1024,
+                   help="largest image (or mask) file /v1/edit takes; its body limit grows by two of them")  # fmt: skip
+    p.add_argument("--max-upload-pixels", type=bounded(int, 1, 2**31), default=4096 * 4096,
+                   help="most pixels (width × height) of an uploaded image")  # fmt: skip
     p.set_defaults(func=_serve)
 
     p = commands.add_parser(

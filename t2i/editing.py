@@ -5,16 +5,18 @@ strength", "Source prompt", ...). The work is the diffusion pipeline's (`image=`
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import matplotlib
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from t2i.attention import AttentionMaps
 from t2i.data.check import open_rgb
 from t2i.generate import GenerationParameters, save_png, slug
 from t2i.grid import make_grid
+from t2i.settings import SWAP_STEPS
 
 
 def read_image(path: str | Path, flag: str = "--image") -> Image.Image:
@@ -29,12 +31,56 @@ def read_image(path: str | Path, flag: str = "--image") -> Image.Image:
     return image
 
 
-def _save(pipe, image: Image.Image, prompt: str, seed: int, settings, extra: dict, path: Path) -> Path:
-    values = asdict(settings or pipe.defaults) | extra
-    save_png(
-        image, GenerationParameters(prompt, "", seed, image.width, pipe.name, pipe.hash, pipe.family, values), path
-    )
-    return path
+@dataclass
+class Edited:
+    """One image of an edit, with the parameters that make it again."""
+
+    image: Image.Image
+    parameters: GenerationParameters
+    source: Image.Image | None = None  # a word swap's source image (the source prompt, the same seed)
+    attention: AttentionMaps | None = None  # where each token of the prompt looked (attention=True)
+
+
+def edit_with_parameters(
+    pipe,
+    prompt: str,
+    negative_prompt: str = "",
+    n: int = 1,
+    seed: int = 0,
+    settings=None,
+    callback=None,
+    image: Image.Image | None = None,
+    strength: float = 1.0,
+    mask: Image.Image | None = None,
+    source_prompt: str | None = None,
+    swap_steps: float = SWAP_STEPS,
+    local_blend: bool = False,
+    attention: bool = False,
+) -> list[Edited]:
+    """n images of `prompt` (image k has seed + k) drawn from `image` at `strength` (and repainted where `mask`
+    is white), or word-swapped from `source_prompt`, or plain text-to-image; with `attention`, each with its
+    per-token maps. The parameters record the edit beside the sampler's settings ("Denoising strength", ...)."""
+    settings = settings or pipe.defaults
+    edits = dict(image=image, strength=strength, mask_image=mask, negative_prompt=negative_prompt, seed=seed,
+                 num_images_per_prompt=n, settings=settings, callback=callback)  # fmt: skip
+    swap = dict(source_prompt=source_prompt, swap_steps=swap_steps, local_blend=local_blend)
+    made = pipe(prompt, **swap, return_attention=attention, **edits)
+    images, maps = made if attention else (made, [None] * n)
+    sources = pipe(source_prompt, **edits) if source_prompt is not None else [None] * n
+    extra = {"strength": strength} if image is not None else {}
+    if mask is not None:
+        extra["inpainted"] = True
+    if source_prompt is not None:
+        extra |= {"source_prompt": source_prompt, "swap_steps": swap_steps} | (
+            {"local_blend": True} if local_blend else {}
+        )
+    values = asdict(settings) | extra
+    return [
+        Edited(image, GenerationParameters(
+            prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash, pipe.family, values
+        ), source, attention_maps)
+        for k, (image, source, attention_maps) in enumerate(zip(images, sources, maps, strict=True))
+    ]  # fmt: skip
 
 
 def edit(
@@ -45,35 +91,30 @@ def edit(
     strength: float = 1.0,
     mask: Image.Image | None = None,
     source_prompt: str | None = None,
-    swap_steps: float = 0.8,
+    swap_steps: float = SWAP_STEPS,
     seed: int = 0,
     settings=None,
+    local_blend: bool = False,
 ) -> list[Path]:
     """`t2i edit` and `t2i inpaint`: the prompt drawn from `image` at `strength` (and repainted where `mask` is
     white), or, with `source_prompt`, the source prompt's image and its word-swapped edit side by side. Returns
     the PNGs written: the edit, then (word swap) the source image and a two-image grid."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    edited = pipe(prompt, image=image, strength=strength, mask_image=mask, source_prompt=source_prompt,
-                  swap_steps=swap_steps, seed=seed, settings=settings)[0]  # fmt: skip
-    extra = {"strength": strength} if image is not None else {}
+    [made] = edit_with_parameters(pipe, prompt, seed=seed, settings=settings, image=image, strength=strength,
+                                  mask=mask, source_prompt=source_prompt, swap_steps=swap_steps,
+                                  local_blend=local_blend)  # fmt: skip
+    stem = out / f"{slug(prompt)}-seed{seed}"
+    written = [stem.with_name(stem.name + "-edit.png")]
+    save_png(made.image, made.parameters, written[0])
     if source_prompt is not None:
-        extra |= {"source_prompt": source_prompt, "swap_steps": swap_steps}
-    if mask is not None:
-        extra["inpainted"] = True
-    written = [_save(pipe, edited, prompt, seed, settings, extra, out / f"{slug(prompt)}-seed{seed}-edit.png")]
-    if source_prompt is not None:
-        source = pipe(source_prompt, image=image, strength=strength, mask_image=mask, seed=seed, settings=settings)[0]
-        source_extra = {k: v for k, v in extra.items() if k not in ("source_prompt", "swap_steps")}
-        written.append(
-            _save(
-                pipe, source, source_prompt, seed, settings, source_extra, out / f"{slug(prompt)}-seed{seed}-source.png"
-            )
-        )
-        make_grid([source, edited], [source_prompt, prompt], cols=2, cell=192).save(
-            out / f"{slug(prompt)}-seed{seed}-swap.png"
-        )
-        written.append(out / f"{slug(prompt)}-seed{seed}-swap.png")
+        swap_keys = ("source_prompt", "swap_steps", "local_blend")
+        values = {k: v for k, v in made.parameters.settings.items() if k not in swap_keys}
+        parameters = replace(made.parameters, prompt=source_prompt, settings=values)
+        written.append(stem.with_name(stem.name + "-source.png"))
+        save_png(made.source, parameters, written[-1])
+        written.append(stem.with_name(stem.name + "-swap.png"))
+        make_grid([made.source, made.image], [source_prompt, prompt], cols=2, cell=192).save(written[-1])
     return written
 
 
@@ -89,10 +130,10 @@ def attend(pipe, prompt: str, out_dir: str | Path, seed: int = 0, settings=None)
     image PNG (with parameters) and the grid PNG."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    images, maps = pipe(prompt, seed=seed, settings=settings, return_attention=True)
-    image, attention = images[0], maps[0]
-    path = _save(pipe, image, prompt, seed, settings, {}, out / f"{slug(prompt)}-seed{seed}.png")
-    cells = [image] + [heat_map(image, m) for m in attention.maps]
-    grid = make_grid(cells, ["image", *attention.tokens], cols=min(len(cells), 8), cell=128)
+    [made] = edit_with_parameters(pipe, prompt, seed=seed, settings=settings, attention=True)
+    path = out / f"{slug(prompt)}-seed{seed}.png"
+    save_png(made.image, made.parameters, path)
+    cells = [made.image] + [heat_map(made.image, m) for m in made.attention.maps]
+    grid = make_grid(cells, ["image", *made.attention.tokens], cols=min(len(cells), 8), cell=128)
     grid.save(out / f"{slug(prompt)}-seed{seed}-attention.png")
     return [path, out / f"{slug(prompt)}-seed{seed}-attention.png"]

@@ -13,6 +13,7 @@ latent diffusion (models written before the seam). Every family's pipeline has t
     pipe(prompts, negative_prompt=None, seed=0, num_images_per_prompt=1, output_type="pil",
          callback=None, settings=None)  # settings: the family's Settings; None = pipe.defaults
     pipe.defaults, pipe.name, pipe.hash, pipe.family, pipe.image_size, pipe.autoencoder (or None)
+    pipe.takes_negative_prompt, pipe.takes_edits (the diffusion families: t2i.editing's image=, mask_image=, ...)
 
 A new family is a folder (its model, trainer and pipeline), a line here, its sections in `t2i/config.py` and
 its `t2i train` command; generation, serving, evaluation and the page then take it as they are.

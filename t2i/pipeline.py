@@ -29,14 +29,14 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from safetensors.torch import load_file
 
-from t2i.attention import AttentionControl, AttentionMaps, controlled, token_alignment
+from t2i.attention import AttentionControl, AttentionMaps, controlled, swapped_tokens, token_alignment
 from t2i.autoencoder.model import load_autoencoder
 from t2i.config import TextConfig, save_config, to_dict
 from t2i.devices import autocast, resolve_precision
 from t2i.families import model_family
 from t2i.grid import pil_tensor, to_pil
 from t2i.model_folder import check_model_folder
-from t2i.settings import Settings, setting
+from t2i.settings import SWAP_STEPS, Settings, setting
 from t2i.text import load_text_encoder
 
 SCHEDULERS = {
@@ -129,6 +129,7 @@ class Text2ImagePipeline:
     """Latent diffusion (with `vae`) or pixel-space diffusion (`vae` None: the UNet denoises the image itself)."""
 
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
+    takes_edits = True  # image=, mask_image=, source_prompt=, return_attention= (t2i.editing)
 
     def __init__(
         self,
@@ -236,6 +237,16 @@ class Text2ImagePipeline:
         ]
         return torch.stack(pairs).repeat_interleave(per_prompt, 0)
 
+    def swapped_words(self, sources: list[str], prompts: list[str], per_prompt: int) -> torch.Tensor:
+        """(2 · images, T): 1 on the tokens each source image, then each edited image, has that the other lacks."""
+        words = torch.zeros(2, len(prompts), self.text_encoder.max_tokens)
+        for k, (a, b) in enumerate(zip(sources, prompts, strict=True)):
+            (a_ids, a_own), (b_ids, b_own) = self.prompt_ids(a), self.prompt_ids(b)
+            in_source, in_edit = swapped_tokens(a_ids, b_ids)  # the words only: padding shifts with the length
+            words[0, k, [i for i in in_source if i in a_own]] = 1.0
+            words[1, k, [i for i in in_edit if i in b_own]] = 1.0
+        return words.repeat_interleave(per_prompt, 1).flatten(0, 1)
+
     def attention_maps(self, prompt: str, maps: torch.Tensor) -> AttentionMaps:
         """The maps (T, H, W) of a prompt's own tokens."""
         ids, own = self.prompt_ids(prompt)
@@ -259,8 +270,9 @@ class Text2ImagePipeline:
         strength: float = 1.0,
         mask_image=None,
         source_prompt: str | list[str] | None = None,
-        swap_steps: float = 0.8,
+        swap_steps: float = SWAP_STEPS,
         self_swap_steps: float = 0.0,
+        local_blend: bool = False,
         return_attention: bool = False,
     ):
         """Images for the prompts; `callback(step, total)` is called after every denoising step.
@@ -274,7 +286,8 @@ class Text2ImagePipeline:
         outside the mask is the image's own, noised to the next step. `source_prompt`: a word swap
         (prompt-to-prompt): each prompt is drawn from its source prompt's noise, with the source's cross-attention
         for the first `swap_steps` (a fraction) of the steps and its self-attention (the layout) for the first
-        `self_swap_steps`. `return_attention`: returns (images, maps), maps
+        `self_swap_steps`; with `local_blend`, the edit keeps the source's latent wherever the swapped words do not
+        attend (prompt-to-prompt's LocalBlend, t2i.attention). `return_attention`: returns (images, maps), maps
         one AttentionMaps per image: a map per prompt token (cross-attention averaged over heads, layers and
         steps, at the image's size; at every pixel the maps of all `max_tokens` positions sum to 1)."""
         max_steps = self.scheduler_config["num_train_timesteps"]
@@ -309,6 +322,8 @@ class Text2ImagePipeline:
             sources, _ = check_request(source_prompt, None, seed, num_images_per_prompt, output_type)
             if len(sources) != len(prompts):
                 raise ValueError("source_prompt must be a string or a list of strings, one per prompt")
+        if local_blend and sources is None:
+            raise ValueError("local_blend blends a word swap: give source_prompt= as well")
         batch = len(prompts) * num_images_per_prompt
         pixels = None if image is None else self.image_tensor(image, len(prompts), num_images_per_prompt)
         mask = None
@@ -352,8 +367,10 @@ class Text2ImagePipeline:
                 swap = None if sources is None else self.swap_alignment(sources, prompts, num_images_per_prompt)
                 cross_until, self_until = int(swap_steps * len(timesteps)), int(self_swap_steps * len(timesteps))
                 control = AttentionControl(
-                    copies * batch, use_cfg, size, swap, cross_until, self_until, record=return_attention
+                    copies * batch, use_cfg, size, swap, cross_until, self_until, record=return_attention or local_blend
                 )
+                if local_blend:
+                    words = self.swapped_words(sources, prompts, num_images_per_prompt).to(self.device)
 
             # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step (inpainting: then the image's
             # latent, noised to the next step, outside the mask)
@@ -372,6 +389,9 @@ class Text2ImagePipeline:
                         later = timesteps[step : step + 1]
                         known = z_image if step == len(timesteps) else sampler.add_noise(z_image, noise, later)
                         latents = keep * known + (1 - keep) * latents
+                    if local_blend:  # z_edit = z_source + m ⊙ (z_edit − z_source)
+                        source, edited = latents.chunk(2)
+                        latents = torch.cat([source, source + control.blend_mask(words) * (edited - source)])
                     if control is not None:
                         control.step += 1
                     if callback is not None:

@@ -2,8 +2,10 @@
 
     GET  /              the web page (prompt, settings, Generate, progress, gallery, downloads)
     POST /v1/generate   {prompt, negative_prompt, seed, n, and the family's settings (diffusion: steps, guidance,
-                        scheduler; GAN: truncation; token transformer: guidance, temperature, top_k, top_p)}
-                        -> PNGs (base64)
+                        scheduler; GAN: truncation; token transformer: guidance, temperature, top_k, top_p);
+                        diffusion: attention} -> PNGs (base64), with a heat map per prompt token if attention
+    POST /v1/edit       the same, and (diffusion models) image (base64 or a data: URL), strength, mask (white =
+                        repaint), source_prompt and swap_steps (a word swap: each image with its source's)
     GET  /v1/model      what is loaded: name, hash, family, size, its settings with their ranges, defaults, limits
     GET  /v1/progress   the running generation's step and how many requests wait
     GET  /healthz       liveness, answered even while generating
@@ -14,11 +16,15 @@ Generation runs on one worker thread, off the event loop: requests queue in fron
 denoising step; a request whose client has gone away is dropped at the next step. Before any body is
 read, the API key is checked (in constant time, on the header's bytes) and the body's size is bounded;
 the request head and body each must arrive within `read_timeout_s`. Errors never echo the input back.
-Requests name no files: the model (of any family, t2i.families) is fixed when the server starts.
+Requests name no files: the model (of any family, t2i.families) is fixed when the server starts. Uploaded
+images are bounded in bytes (and /v1/edit's body limit grows by two of them) and in pixels (read from the
+header, before decoding), and only PNG, JPEG, WebP, BMP and GIF are opened; anything else is a 422 naming
+the field.
 """
 
 import asyncio
 import base64
+import binascii
 import dataclasses
 import hmac
 import io
@@ -35,10 +41,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
+from PIL import Image
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
+from t2i.data.check import open_rgb
+from t2i.editing import Edited, edit_with_parameters, heat_map
 from t2i.families import load_pipeline, trained_parameters
 from t2i.generate import generate_with_parameters, save_png
+from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEPS
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
@@ -52,6 +62,17 @@ class ServeLimits:
     timeout_s: float = 120.0  # per request, waiting included; checked at every denoising step
     max_body_bytes: int = 64 * 1024  # request body; larger ones get 413 before they are read
     read_timeout_s: float = 10.0  # for the request head, and again for the body, to arrive; then 408 / closed
+    max_upload_bytes: int = 4 * 1024 * 1024  # an uploaded image or mask file (before base64)
+    max_upload_pixels: int = 4096 * 4096  # its width × height
+
+    def body_limit(self, path: str) -> int:
+        """The largest body a route takes: /v1/edit's has room for an image and a mask in base64."""
+        return self.max_body_bytes + (2 * self.upload_chars if path == "/v1/edit" else 0)
+
+    @property
+    def upload_chars(self) -> int:
+        """The longest base64 text (or data: URL) of an upload."""
+        return 4 * -(-self.max_upload_bytes // 3) + 100
 
 
 class GenerationTimeout(Exception):
@@ -62,9 +83,16 @@ class ClientGone(Exception):
     pass
 
 
+class TokenMap(BaseModel):
+    token: str = Field(description="a word piece of the prompt")
+    png_base64: str = Field(description="the image under this token's attention map (red: most attention)")
+
+
 class ImageOut(BaseModel):
     png_base64: str = Field(description="the PNG, its text chunks holding the generation parameters")
     seed: int
+    source_png_base64: str | None = Field(None, description="a word swap's source image (same seed)")
+    attention: list[TokenMap] | None = Field(None, description="with attention: one heat map per prompt token")
 
 
 class GenerateResponse(BaseModel):
@@ -79,6 +107,47 @@ def _unicode(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_unicode)]
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+
+
+def read_upload(text: str, limits: ServeLimits, mask: bool = False) -> Image.Image:
+    """An uploaded image file in base64 (or a data: URL) as RGB; a mask as grey levels, 255 = repaint, its
+    transparent parts kept (0). A ValueError says what is wrong (pydantic answers it as a 422 naming the field)."""
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if not header.endswith(";base64"):
+            raise ValueError("a data: URL must be base64 (data:image/png;base64,...)")
+    if len(text) > limits.upload_chars:
+        raise ValueError(f"image file over {limits.max_upload_bytes} bytes")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64 text") from None
+    if len(data) > limits.max_upload_bytes:
+        raise ValueError(f"image file over {limits.max_upload_bytes} bytes")
+    try:
+        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as header:
+            width, height = header.size
+    except (OSError, ValueError, SyntaxError):
+        raise ValueError(f"not an image file of a format taken here ({', '.join(UPLOAD_FORMATS)})") from None
+    if width * height > limits.max_upload_pixels:
+        raise ValueError(f"{width}×{height} pixels: over the limit of {limits.max_upload_pixels} pixels")
+    try:
+        if mask:
+            with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as image:
+                rgba = image.convert("RGBA")
+            grey, alpha = rgba.convert("L"), rgba.getchannel("A")
+            return Image.composite(grey, Image.new("L", grey.size, 0), alpha)  # transparent: kept
+        return open_rgb(io.BytesIO(data))[0]
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        raise ValueError("a damaged image file: it could not be decoded") from None
+
+
+def upload_field(limits: ServeLimits, description: str, mask: bool = False):
+    def read(text: str) -> Image.Image:
+        return read_upload(text, limits, mask)
+
+    return Annotated[str, AfterValidator(read)] | None, Field(None, description=description)
 
 
 def setting_fields(limits: ServeLimits, defaults) -> dict:
@@ -96,17 +165,53 @@ def setting_fields(limits: ServeLimits, defaults) -> dict:
     return fields
 
 
-def request_model(limits: ServeLimits, defaults) -> type[BaseModel]:
+def request_model(limits: ServeLimits, pipe) -> type[BaseModel]:
     """The request body with this server's limits and the model's settings and defaults in its schema."""
+    prompt_field = Field(max_length=limits.max_prompt_chars, description="the description; '' = unconditional")
+    attention = {"attention": (bool, Field(False, description="a heat map per prompt token"))}
     return create_model(
         "GenerateRequest",
         __config__=ConfigDict(extra="forbid"),
-        prompt=(Text, Field(max_length=limits.max_prompt_chars, description="the description; '' = unconditional")),
+        prompt=(Text, prompt_field),
         negative_prompt=(Text, Field("", max_length=limits.max_prompt_chars, description="what to steer away from")),
         seed=(int | None, Field(None, ge=0, le=2**32 - 1, description="seed of the first image; none = random")),
         n=(int, Field(1, ge=1, le=limits.max_images, description="number of images")),
-        **setting_fields(limits, defaults),
+        **setting_fields(limits, pipe.defaults),
+        **(attention if pipe.takes_edits else {}),
     )
+
+
+def edit_request_model(limits: ServeLimits, generate_request: type[BaseModel]) -> type[BaseModel]:
+    """/v1/edit's body: /v1/generate's and what to edit (an image, a mask, a source prompt)."""
+    strength = f"0 keeps the image, 1 ignores it (default {IMAGE_TO_IMAGE_STRENGTH}; {INPAINTING_STRENGTH} with a mask)"
+    swap_steps = "share of the steps drawn with the source prompt's cross-attention"
+    return create_model(
+        "EditRequest",
+        __base__=generate_request,
+        image=upload_field(limits, "the image to start from: a PNG, JPEG, WebP, BMP or GIF file in base64"),
+        mask=upload_field(limits, "where to repaint (white) and keep (black or transparent); the image's size", True),
+        strength=(float | None, Field(None, ge=0, le=1, allow_inf_nan=False, description=strength)),
+        source_prompt=(Text | None, Field(None, max_length=limits.max_prompt_chars, description="the swap's source")),
+        local_blend=(bool, Field(False, description="keep the source wherever the swapped words do not attend")),
+        swap_steps=(float, Field(SWAP_STEPS, ge=0, le=1, allow_inf_nan=False, description=swap_steps)),
+    )
+
+
+def edit_problem(body: dict) -> dict | None:
+    """What is missing or inconsistent in an edit request, as a 422 detail naming the field (None: nothing)."""
+    image, mask = body["image"], body["mask"]
+    problems = [
+        ("image", image is None and body["source_prompt"] is None, "give an image, a source_prompt, or both"),
+        ("mask", mask is not None and image is None, "a mask needs an image"),
+        ("strength", body["strength"] is not None and image is None, "strength needs an image"),
+        ("local_blend", body["local_blend"] and body["source_prompt"] is None, "local_blend needs a source_prompt"),
+        ("mask", mask is not None and image is not None and mask.size != image.size,
+         f"the mask must have the image's size ({image.width}×{image.height})" if image else ""),
+    ]  # fmt: skip
+    for field, wrong, message in problems:
+        if wrong:
+            return {"loc": ["body", field], "msg": message, "type": "value_error"}
+    return None
 
 
 def _error(status: int, detail, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -135,7 +240,7 @@ class RequestGuard:
                 return await _error(401, message, {"WWW-Authenticate": "Bearer", "Connection": "close"})(
                     scope, receive, send
                 )
-        limit, length = self.limits.max_body_bytes, headers.get(b"content-length", b"0")
+        limit, length = self.limits.body_limit(scope["path"]), headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > limit:
             close = {"Connection": "close"}
             return await _error(413, f"request body over {limit} bytes", close)(scope, receive, send)
@@ -206,17 +311,48 @@ class Worker:
         check(0, 0)  # waited too long in the queue, or the client left while waiting
         try:
             settings = dataclasses.replace(self.pipe.defaults, **{k: body[k] for k in self.settings})
-            made = generate_with_parameters(
-                self.pipe, body["prompt"], body["negative_prompt"], body["n"], body["seed"], settings, check
-            )
+            request = (self.pipe, body["prompt"], body["negative_prompt"], body["n"], body["seed"], settings, check)
+            if self.pipe.takes_edits:
+                edits = {k: body[k] for k in EDIT_FIELDS if k in body}
+                made = edit_with_parameters(*request, **edits)
+            else:
+                made = [Edited(image, parameters) for image, parameters in generate_with_parameters(*request)]
         finally:
             self.progress = {"step": 0, "total": 0}
-        out = []
-        for image, parameters in made:
-            buffer = io.BytesIO()
-            save_png(image, parameters, buffer)
-            out.append(ImageOut(png_base64=base64.b64encode(buffer.getvalue()).decode(), seed=parameters.seed))
-        return out
+        return [
+            ImageOut(
+                png_base64=png_base64(m.image, m.parameters),
+                seed=m.parameters.seed,
+                source_png_base64=png_base64(m.source) if m.source else None,
+                attention=[
+                    TokenMap(token=token, png_base64=png_base64(heat_map(m.image, weights)))
+                    for token, weights in zip(m.attention.tokens, m.attention.maps, strict=True)
+                ]
+                if m.attention
+                else None,
+            )
+            for m in made
+        ]
+
+
+EDIT_FIELDS = (
+    "image",
+    "strength",
+    "mask",
+    "source_prompt",
+    "swap_steps",
+    "local_blend",
+    "attention",
+)  # edit_with_parameters'
+
+
+def png_base64(image: Image.Image, parameters=None) -> str:
+    buffer = io.BytesIO()
+    if parameters is None:
+        image.save(buffer, format="PNG")
+    else:
+        save_png(image, parameters, buffer)
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
@@ -228,7 +364,8 @@ async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
 def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = None):
     limits = limits or ServeLimits()
     worker = Worker(pipe)
-    GenerateRequest = request_model(limits, pipe.defaults)
+    GenerateRequest = request_model(limits, pipe)
+    EditRequest = edit_request_model(limits, GenerateRequest)
     schema = GenerateRequest.model_json_schema()["properties"]  # /v1/model's settings: each with its request schema
     settings = [spec | {"schema": schema[spec["name"]]} for spec in type(pipe.defaults).describe()]
     app = FastAPIOffline(
@@ -265,6 +402,7 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
             "parameters": trained_parameters(pipe),  # without the frozen text encoder
             "settings": settings,
             "takes_negative_prompt": pipe.takes_negative_prompt,
+            "takes_edits": pipe.takes_edits,
             "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
             "limits": vars(limits),
             "api_key_required": bool(api_key),
@@ -274,22 +412,17 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
     def progress() -> dict:
         return {**worker.progress, "running": worker.in_system > 0, "waiting": max(0, worker.in_system - 1)}
 
-    @app.post(
-        "/v1/generate",
-        response_model=GenerateResponse,
-        dependencies=keyed,
-        responses=unauthorized
-        | {
-            408: {"description": "the request body did not arrive in time"},
-            413: {"description": f"request body over {limits.max_body_bytes} bytes"},
-            429: {"description": "too many requests waiting; retry after the Retry-After header's seconds"},
-            503: {"description": f"generation took longer than the server's limit ({limits.timeout_s} s)"},
-        },
-    )
-    async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:  # type: ignore[valid-type]
+    errors = unauthorized | {
+        408: {"description": "the request body did not arrive in time"},
+        413: {"description": "request body over the route's limit"},
+        429: {"description": "too many requests waiting; retry after the Retry-After header's seconds"},
+        503: {"description": f"generation took longer than the server's limit ({limits.timeout_s} s)"},
+    }
+
+    async def answer(parameters: dict, request: Request) -> GenerateResponse:
+        """Queue one request for the worker and wait for its images."""
         if worker.in_system > limits.max_queue:  # one running + max_queue waiting
             raise HTTPException(429, "too many requests waiting; retry later", headers={"Retry-After": "5"})
-        parameters = body.model_dump()
         if parameters["seed"] is None:
             parameters["seed"] = secrets.randbelow(2**31)
         worker.in_system += 1
@@ -307,7 +440,32 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
         finally:
             watcher.cancel()
             worker.in_system -= 1
-        return GenerateResponse(images=images, parameters=parameters, seconds=round(time.monotonic() - start, 3))
+        shown = {k: v for k, v in parameters.items() if k not in ("image", "mask")}  # the uploads are not echoed
+        return GenerateResponse(images=images, parameters=shown, seconds=round(time.monotonic() - start, 3))
+
+    @app.post("/v1/generate", response_model=GenerateResponse, dependencies=keyed, responses=errors)
+    async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:  # type: ignore[valid-type]
+        return await answer(body.model_dump(), request)
+
+    @app.post(
+        "/v1/edit",
+        response_model=GenerateResponse,
+        dependencies=keyed,
+        responses=errors | {400: {"description": "the loaded model's family does not edit images"}},
+    )
+    async def edit(body: EditRequest, request: Request) -> GenerateResponse:  # type: ignore[valid-type]
+        if not pipe.takes_edits:
+            raise HTTPException(400, f"the loaded model is a {pipe.family} model: editing needs a diffusion model")
+        uploads = {"image": body.image, "mask": body.mask}  # decoded images, not the str their schema shows
+        parameters = body.model_dump(exclude=set(uploads)) | uploads
+        problem = edit_problem(parameters)
+        if problem:
+            return _error(422, [problem])
+        if parameters["image"] is None:
+            parameters["strength"] = 1.0  # a word swap alone starts from noise
+        elif parameters["strength"] is None:
+            parameters["strength"] = IMAGE_TO_IMAGE_STRENGTH if parameters["mask"] is None else INPAINTING_STRENGTH
+        return await answer(parameters, request)
 
     return RequestGuard(app, api_key, limits)
 

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from t2i.config import from_dict
 
+IMAGE_TO_IMAGE_STRENGTH = 0.6  # an edit from an image, by default: 0 keeps the image, 1 ignores it
+INPAINTING_STRENGTH = 1.0  # inpainting, by default: the masked part drawn from noise
+SWAP_STEPS = 0.8  # a word swap, by default: the share of steps drawn with the source prompt's cross-attention
+
 
 def setting(default, help: str, low: float | None = None, high: float | None = None, choices: tuple = ()):
     """A settings field: its default, a one-line help, and its range (low..high) or its choices."""

@@ -83,6 +83,20 @@ def test_word_swap(pipe, source):
     assert not torch.allclose(unswapped[0].maps, own[0].maps, atol=1e-5)
 
 
+def test_local_blend_keeps_the_source_outside_the_swapped_words_mask(pipe, monkeypatch):
+    from t2i.attention import AttentionControl
+
+    edited, run = "This woman has black hair and wears eyeglasses.", {"seed": 3, "num_inference_steps": 4}
+    source = pipe(PROMPT, **run, output_type="latent")
+    blended = pipe(edited, source_prompt=PROMPT, local_blend=True, **run, output_type="latent")
+    plain = pipe(edited, source_prompt=PROMPT, **run, output_type="latent")
+    kept = (blended - source).abs().amax(1) < 1e-4  # latent positions equal to the source's
+    assert 0 < kept.float().mean() < 1 and not torch.allclose(blended, plain)
+    monkeypatch.setattr(AttentionControl, "blend_mask", lambda self, words: torch.zeros(1, 1, 8, 8))
+    nothing = pipe(edited, source_prompt=PROMPT, local_blend=True, **run, output_type="latent")
+    assert torch.allclose(nothing, source, atol=1e-4)  # an empty mask: the source itself
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -95,6 +109,7 @@ def test_word_swap(pipe, source):
         ({"image": torch.zeros(1, 3, 32, 32), "mask_image": torch.full((1, 1, 32, 32), 2.0)}, "mask_image values"),
         ({"source_prompt": ["a", "b"]}, "one per prompt"),
         ({"source_prompt": "a", "swap_steps": 2}, "swap_steps must be a fraction"),
+        ({"local_blend": True}, "give source_prompt= as well"),
     ],
 )
 def test_bad_edit_arguments_are_named(pipe, kwargs, message):
@@ -118,10 +133,13 @@ def test_the_edit_commands_write_pngs_that_record_the_edit(tiny_model, tmp_path,
     Image.new("L", (40, 40), 255).save(tmp_path / "mask.png")  # not the model's size: resized
     capsys.readouterr()
 
-    assert main(["edit", "She has black hair.", "--source-prompt", "She has blond hair.", *common]) == 0
+    swap = ["--source-prompt", "She has blond hair.", "--local-blend"]
+    assert main(["edit", "She has black hair.", *swap, *common]) == 0
     edit, source, grid = map(Path, capsys.readouterr().out.split())
     assert read_png_parameters(edit).settings["source_prompt"] == "She has blond hair." and grid.is_file()
+    assert read_png_parameters(edit).settings["local_blend"] is True
     assert read_png_parameters(source).prompt == "She has blond hair."
+    assert "local_blend" not in read_png_parameters(source).settings
     assert main(["edit", "A man.", "--image", str(image), "--strength", "0.5", *common]) == 0
     assert read_png_parameters(Path(capsys.readouterr().out.split()[0])).settings["strength"] == 0.5
     assert main(["inpaint", "A man.", "--image", str(image), "--mask", str(tmp_path / "mask.png"), *common]) == 0

@@ -83,6 +83,7 @@ def test_full_queue_gets_429_while_health_answers(pipe):
 
     class HeldPipe:
         name, hash, family, defaults = pipe.name, pipe.hash, pipe.family, pipe.defaults
+        takes_edits = False
 
         def __call__(self, *args, callback, **kwargs):
             started.set()
@@ -115,3 +116,87 @@ def test_a_request_over_the_time_limit_gets_503(pipe):
     client = TestClient(create_app(pipe, ServeLimits(timeout_s=0.0)))
     response = client.post("/v1/generate", json={"prompt": "a hat", "steps": 3})
     assert response.status_code == 503 and "limit" in response.json()["detail"]
+
+
+def _upload(image: Image.Image, format: str = "PNG") -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _image(png_base64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(png_base64)))
+
+
+@pytest.fixture(scope="module")
+def face(client) -> str:
+    return client.post("/v1/generate", json={"prompt": "She has blond hair.", "steps": 3, "seed": 1}).json()["images"][
+        0
+    ]["png_base64"]
+
+
+def test_edit_an_uploaded_image_and_inpaint_a_mask(client, face):
+    body = {"prompt": "She has black hair.", "steps": 3, "seed": 2, "image": "data:image/png;base64," + face}
+    result = client.post("/v1/edit", json=body).json()
+    assert "image" not in result["parameters"] and result["parameters"]["strength"] == 0.6  # the default
+    assert "Denoising strength: 0.6" in _image(result["images"][0]["png_base64"]).text["parameters"]
+    kept = client.post("/v1/edit", json=body | {"strength": 0.0}).json()["images"][0]["png_base64"]
+    assert kept != face and _image(kept).size == (32, 32)  # strength 0: the image through the autoencoder
+
+    mask = Image.new("RGBA", (32, 32), (0, 0, 0, 0))  # transparent: kept
+    mask.paste((255, 255, 255, 255), (0, 0, 16, 32))  # the left half repainted
+    result = client.post("/v1/edit", json=body | {"mask": _upload(mask)}).json()
+    text = _image(result["images"][0]["png_base64"]).text["parameters"]
+    assert "Inpainted: True" in text and "Denoising strength: 1.0" in text
+    nothing = client.post("/v1/edit", json=body | {"mask": _upload(Image.new("RGBA", (32, 32)))}).json()
+    everything = client.post("/v1/edit", json=body | {"mask": _upload(Image.new("L", (32, 32), 255))}).json()
+    assert nothing["images"][0]["png_base64"] != everything["images"][0]["png_base64"]
+    free = client.post("/v1/edit", json=body | {"strength": 1.0}).json()  # a mask over everything: no image left
+    assert _image(everything["images"][0]["png_base64"]).tobytes() == _image(free["images"][0]["png_base64"]).tobytes()
+
+
+def test_a_word_swap_returns_its_source_and_attention_maps(client):
+    body = {"prompt": "She has black hair.", "source_prompt": "She has blond hair.", "steps": 2, "seed": 4, "n": 2}
+    result = client.post("/v1/edit", json=body | {"attention": True}).json()
+    plain = client.post("/v1/generate", json={"prompt": "She has blond hair.", "steps": 2, "seed": 5}).json()
+    second = result["images"][1]
+    assert second["seed"] == 5
+    assert "Source prompt: She has blond hair." in _image(second["png_base64"]).text["parameters"]
+    assert _image(second["source_png_base64"]).tobytes() == _image(plain["images"][0]["png_base64"]).tobytes()
+    assert [m["token"] for m in second["attention"]] == ["she", "has", "black", "hair", "."]
+    assert _image(second["attention"][2]["png_base64"]).size == (32, 32)
+    maps = client.post("/v1/generate", json={"prompt": "A hat.", "steps": 2, "attention": True}).json()
+    assert [m["token"] for m in maps["images"][0]["attention"]] == ["a", "hat", "."]
+    assert client.post("/v1/generate", json={"prompt": "A hat.", "steps": 2}).json()["images"][0]["attention"] is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({}, "image", "give an image, a source_prompt, or both"),
+        ({"source_prompt": "x", "strength": 0.5}, "strength", "strength needs an image"),
+        ({"source_prompt": "x", "mask": "MASK"}, "mask", "a mask needs an image"),
+        ({"image": "FACE", "mask": "SMALL"}, "mask", "the image's size (32×32)"),
+        ({"image": "FACE", "swap_steps": 1.5}, "swap_steps", "less than or equal to 1"),
+        ({"image": "FACE", "local_blend": True}, "local_blend", "local_blend needs a source_prompt"),
+        ({"image": "FACE", "strength": -0.1}, "strength", "greater than or equal to 0"),
+    ],
+)
+def test_inconsistent_edits_are_422_naming_the_field(client, face, fields, field, message):
+    uploads = {"FACE": face, "MASK": _upload(Image.new("L", (32, 32))), "SMALL": _upload(Image.new("L", (16, 16)))}
+    body = {"prompt": "a hat", "steps": 1} | {k: uploads.get(v, v) for k, v in fields.items()}
+    response = client.post("/v1/edit", json=body)
+    assert response.status_code == 422
+    [detail] = response.json()["detail"]
+    assert detail["loc"][-1] == field and message in detail["msg"]
+    assert client.post("/v1/generate", json={"prompt": "a hat", "image": face}).status_code == 422  # edits: /v1/edit
+
+
+def test_models_that_do_not_edit_say_so(tiny_gan):
+    from t2i.families import load_pipeline
+
+    client = TestClient(create_app(load_pipeline(tiny_gan)))
+    assert client.get("/v1/model").json()["takes_edits"] is False
+    response = client.post("/v1/edit", json={"prompt": "a hat", "source_prompt": "a cap"})
+    assert response.status_code == 400 and "gan model" in response.json()["detail"]
+    assert client.post("/v1/generate", json={"prompt": "a hat", "attention": True}).status_code == 422

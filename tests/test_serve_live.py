@@ -1,6 +1,8 @@
 """`t2i serve` as users run it: a real server process, a headless browser, 50 concurrent clients."""
 
+import base64
 import concurrent.futures
+import io
 import os
 import shutil
 
@@ -24,41 +26,92 @@ def _chrome():
     pytest.skip("chromium / chromium-driver not installed; .ci/run installs them")
 
 
-def test_browser_types_a_prompt_and_gets_images(server, tmp_path):
+@pytest.fixture
+def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    browser, driver_path = _chrome()
+    binary, driver_path = _chrome()
     options = webdriver.ChromeOptions()
-    options.binary_location = browser
+    options.binary_location = binary
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--window-size=1200,800"):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    try:
-        driver.get(server[0])
-        wait = WebDriverWait(driver, 60)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#scheduler option"))
-        prompt = driver.find_element(By.ID, "prompt")
-        prompt.clear()
-        prompt.send_keys("This woman has blond hair and is wearing a hat.")
-        driver.find_element(By.ID, "steps").clear()
-        driver.find_element(By.ID, "steps").send_keys("4")
-        driver.find_element(By.ID, "generate").click()
-        wait.until(expected_conditions.presence_of_all_elements_located((By.CSS_SELECTOR, "#gallery figure img")))
-        images = driver.find_elements(By.CSS_SELECTOR, "#gallery figure img")
-        links = driver.find_elements(By.CSS_SELECTOR, "#gallery figure a[download]")
-        assert len(images) == 4 and len(links) == 4
-        assert images[0].get_attribute("src").startswith("data:image/png;base64,")
-        assert "image(s) in" in driver.find_element(By.ID, "status").text
-        driver.save_screenshot(str(tmp_path / "serve-page.png"))
-        if os.environ.get("T2I_SCREENSHOT"):  # docs/images/serve-page.png is made this way
-            shutil.copy(tmp_path / "serve-page.png", os.environ["T2I_SCREENSHOT"])
-    finally:
-        driver.quit()
+    yield driver
+    driver.quit()
+
+
+def _loaded(driver, url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    wait = WebDriverWait(driver, 60)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#scheduler option"))
+    return wait
+
+
+def test_browser_types_a_prompt_and_gets_images(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    wait = _loaded(browser, server[0])
+    prompt = browser.find_element(By.ID, "prompt")
+    prompt.clear()
+    prompt.send_keys("This woman has blond hair and is wearing a hat.")
+    browser.find_element(By.ID, "steps").clear()
+    browser.find_element(By.ID, "steps").send_keys("4")
+    browser.find_element(By.ID, "generate").click()
+    wait.until(expected_conditions.presence_of_all_elements_located((By.CSS_SELECTOR, "#gallery figure img")))
+    images = browser.find_elements(By.CSS_SELECTOR, "#gallery figure img")
+    links = browser.find_elements(By.CSS_SELECTOR, "#gallery figure a[download]")
+    assert len(images) == 4 and len(links) == 4
+    assert images[0].get_attribute("src").startswith("data:image/png;base64,")
+    assert "image(s) in" in browser.find_element(By.ID, "status").text
+    browser.save_screenshot(str(tmp_path / "serve-page.png"))
+    if os.environ.get("T2I_SCREENSHOT"):  # docs/images/serve-page.png is made this way
+        shutil.copy(tmp_path / "serve-page.png", os.environ["T2I_SCREENSHOT"])
+
+
+def test_browser_uploads_an_image_paints_a_mask_and_gets_an_edit_with_attention(server, browser, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    wait = _loaded(browser, server[0])
+    Image.linear_gradient("L").resize((48, 48)).convert("RGB").save(tmp_path / "face.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    browser.find_element(By.CSS_SELECTOR, "#edit-tools summary").click()
+    browser.find_element(By.ID, "image").send_keys(str(tmp_path / "notes.png"))  # a wrong file first
+    browser.find_element(By.ID, "steps").clear()
+    browser.find_element(By.ID, "steps").send_keys("3")
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda d: d.find_element(By.ID, "error").text)
+    assert browser.find_element(By.ID, "error").text.startswith("422: image: ")  # the server's answer, shown
+
+    browser.find_element(By.ID, "image").send_keys(str(tmp_path / "face.png"))
+    wait.until(lambda d: d.find_element(By.ID, "picture").get_attribute("width") == "48")
+    canvas = browser.find_element(By.ID, "mask-canvas")  # a stroke across the left half
+    ActionChains(browser).move_to_element_with_offset(canvas, -100, -60).click_and_hold().move_by_offset(
+        0, 60
+    ).move_by_offset(0, 60).release().perform()
+    browser.execute_script("const s = arguments[0]; s.value = 0.5; s.dispatchEvent(new Event('input'));",
+                           browser.find_element(By.ID, "strength"))  # fmt: skip
+    browser.find_element(By.ID, "attention").click()
+    prompt = browser.find_element(By.ID, "prompt")
+    prompt.clear()
+    prompt.send_keys("She has black hair.")
+    browser.find_element(By.ID, "n").clear()
+    browser.find_element(By.ID, "n").send_keys("1")
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery .maps figure"))
+    assert browser.find_element(By.ID, "error").text == ""
+    tokens = [f.text for f in browser.find_elements(By.CSS_SELECTOR, "#gallery .maps figcaption")]
+    assert tokens == ["she", "has", "black", "hair", "."]
+    src = browser.find_element(By.CSS_SELECTOR, "#gallery .pair img").get_attribute("src")
+    text = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).text["parameters"]
+    assert "Denoising strength: 0.5" in text and "Inpainted: True" in text  # the painted mask went with it
 
 
 def test_fifty_concurrent_clients_get_200_or_429_and_memory_stays_flat(server):

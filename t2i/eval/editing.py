@@ -21,6 +21,7 @@ import torch
 from t2i.eval.alignment import default_suite, saved_split_fractions
 from t2i.eval.classifier import load_classifier
 from t2i.grid import make_grid, to_pil
+from t2i.settings import SWAP_STEPS
 
 HAIR = {"Black_Hair": "black", "Blond_Hair": "blond", "Brown_Hair": "brown", "Gray_Hair": "gray"}
 COLOUR_WORD = re.compile(r"\b(black|blonde?|brown|gr[ae]y)(?= hair)")
@@ -38,7 +39,16 @@ def swapped(prompt: str, attributes: dict[str, int]) -> tuple[str, str] | None:
 
 
 def measure_word_swaps(
-    model_dir, classifier_dir, data_dir, out, n_prompts=64, n_per_prompt=4, seed=0, swap_steps=0.8, self_swap_steps=0.0
+    model_dir,
+    classifier_dir,
+    data_dir,
+    out,
+    n_prompts=64,
+    n_per_prompt=4,
+    seed=0,
+    swap_steps=SWAP_STEPS,
+    self_swap_steps=0.0,
+    local_blend=False,
 ) -> dict:
     """The word-swap scores of a diffusion model on the suite's hair-colour prompts (at its default sampling
     settings); writes OUT/word_swap.json and OUT/word_swap.png (source, edit, baseline for the first 8)."""
@@ -57,11 +67,12 @@ def measure_word_swaps(
     counts = {"changed": 0, "kept": 0, "others": 0, "baseline_changed": 0, "baseline_kept": 0}
     distances = {"edit": [], "baseline": [], "two_seeds": []}
     pixels = {"edit": [], "baseline": [], "two_seeds": []}
-    examples = []
+    examples, by_attribute = [], {}  # attribute -> [edits that kept it, edits]
     for case, target, new in edits:
         run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt"}
         source = pipe(case.prompt, **run).clamp(-1, 1)
-        swap = {"source_prompt": case.prompt, "swap_steps": swap_steps, "self_swap_steps": self_swap_steps}
+        swap = {"source_prompt": case.prompt, "swap_steps": swap_steps, "self_swap_steps": self_swap_steps,
+                "local_blend": local_blend}  # fmt: skip
         edit = pipe(target, **swap, **run).clamp(-1, 1)
         baseline = pipe(target, **run).clamp(-1, 1)
         other = pipe(case.prompt, **run | {"seed": seed + 1000}).clamp(-1, 1)
@@ -70,7 +81,9 @@ def measure_word_swaps(
         counts["changed"] += int((ve[:, index(new)] == 1).sum())
         counts["baseline_changed"] += int((vb[:, index(new)] == 1).sum())
         for a in others:
-            counts["kept"] += int((ve[:, index(a)] == vs[:, index(a)]).sum())
+            kept = int((ve[:, index(a)] == vs[:, index(a)]).sum())
+            counts["kept"] += kept
+            by_attribute[a] = [n + d for n, d in zip(by_attribute.get(a, [0, 0]), (kept, n_per_prompt), strict=True)]
             counts["baseline_kept"] += int((vb[:, index(a)] == vs[:, index(a)]).sum())
         counts["others"] += len(others) * n_per_prompt
         distances["edit"] += (fe - fs).norm(dim=1).tolist()
@@ -88,6 +101,7 @@ def measure_word_swaps(
         "kept": counts["kept"] / max(counts["others"], 1),
         "baseline_changed": counts["baseline_changed"] / images,
         "baseline_kept": counts["baseline_kept"] / max(counts["others"], 1),
+        "kept_by_attribute": {a: kept / n for a, (kept, n) in sorted(by_attribute.items())},
         "feature_distance": {k: sum(v) / len(v) for k, v in distances.items()},
         "pixel_distance": {k: sum(v) / len(v) for k, v in pixels.items()},
         "settings": {
@@ -95,6 +109,7 @@ def measure_word_swaps(
             "guidance": pipe.defaults.guidance,
             "swap_steps": swap_steps,
             "self_swap_steps": self_swap_steps,
+            "local_blend": local_blend,
         },  # fmt: skip
     }
     out = Path(out)

@@ -30,6 +30,7 @@ class GANPipeline:
     family = "gan"
     autoencoder = None
     takes_negative_prompt = False
+    takes_edits = False  # no image-to-image, inpainting, word swap or attention maps
 
     def __init__(self, generator: Generator, text_encoder, name: str = "untitled", hash: str = "", defaults=None):
         self.generator, self.text_encoder = generator.eval(), text_encoder

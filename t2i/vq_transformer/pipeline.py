@@ -61,6 +61,7 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
 class VQTransformerPipeline:
     family = "vq-transformer"
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
+    takes_edits = False  # no image-to-image, inpainting, word swap or attention maps
 
     def __init__(self, transformer: TokenTransformer, vqvae, text_encoder, name="untitled", hash="", defaults=None):
         self.transformer, self.vqvae, self.text_encoder = transformer.eval(), vqvae.eval(), text_encoder

@@ -2,6 +2,7 @@
 schema and docs offline (in-process); abandoned requests and slow clients (a real server process)."""
 
 import base64
+import io
 import json
 import socket
 import time
@@ -9,6 +10,7 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from t2i.pipeline import Text2ImagePipeline
 from t2i.serve import ServeLimits, create_app
@@ -56,6 +58,50 @@ def test_non_finite_numbers_and_lone_surrogates_are_422_not_500(pipe, field, val
     response = client.post("/v1/generate", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422, response.text
     assert [field] == [d["loc"][-1] for d in response.json()["detail"]]
+
+
+def _file(image: Image.Image, format: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    return buffer.getvalue()
+
+
+NOISE = _file(Image.effect_noise((40, 40), 64).convert("RGB"))  # about 5 kB: over a 1,000-byte limit
+UPLOADS = {
+    "not base64": ("a face!", "not base64"),
+    "text file": (base64.b64encode(b"hello, I am a text file").decode(), "not an image file"),
+    "truncated PNG": (base64.b64encode(NOISE[:900]).decode(), "damaged"),
+    "TIFF": (base64.b64encode(_file(Image.new("RGB", (8, 8)), "TIFF")).decode(), "not an image file"),
+    "too many pixels": (base64.b64encode(_file(Image.new("1", (500, 500)))).decode(), "500×500 pixels: over"),
+    "data URL not base64": ("data:image/png,abc", "must be base64"),
+    "over the byte limit": (base64.b64encode(NOISE).decode(), "over 1000 bytes"),
+    "empty": ("", "not an image file"),
+}
+
+
+@pytest.mark.parametrize("field", ["image", "mask"])
+@pytest.mark.parametrize("upload", UPLOADS)
+def test_bad_uploads_are_422_naming_the_field(pipe, field, upload):
+    client = TestClient(create_app(pipe, ServeLimits(max_steps=2, max_upload_bytes=1000, max_upload_pixels=64 * 64)))
+    text, message = UPLOADS[upload]
+    good = base64.b64encode(_file(Image.new("RGB", (32, 32)))).decode()
+    body = {"prompt": "a hat", "steps": 1, "image": good} | {field: text}
+    response = client.post("/v1/edit", json=body)
+    assert response.status_code == 422, response.text
+    [detail] = response.json()["detail"]
+    assert detail["loc"][-1] == field and message in detail["msg"] and len(response.content) < 1000
+
+
+def test_edit_bodies_are_bounded_by_two_uploads(pipe):
+    limits = ServeLimits(max_upload_bytes=1000)
+    client = TestClient(create_app(pipe, limits))
+    assert limits.body_limit("/v1/edit") == limits.max_body_bytes + 2 * (1336 + 100)
+    body = json.dumps({"prompt": "a hat", "image": "A" * (limits.body_limit("/v1/edit") + 1)})
+    response = client.post("/v1/edit", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    body = json.dumps({"prompt": "a hat", "image": "A" * 2000})  # within the body limit, over the field's
+    response = client.post("/v1/edit", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "over 1000 bytes" in response.json()["detail"][0]["msg"]
 
 
 def test_schema_declares_auth_only_with_a_key_and_every_error(pipe, keyed):
