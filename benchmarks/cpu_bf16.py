@@ -21,10 +21,11 @@ import torch
 from t2i.config import load_config
 from t2i.devices import autocast, cpu_runs_bf16_natively, resolve_precision
 from t2i.diffusion.train import diffusion_loss, make_noise_scheduler
-from t2i.diffusion.unet import build_unet
+from t2i.diffusion.unet import build_unet, takes_pooled_text
 from t2i.eval.alignment import default_suite, generate_for_suite, summarize
 from t2i.eval.classifier import load_classifier
 from t2i.pipeline import Text2ImagePipeline
+from t2i.text import unet_condition
 
 from common import DEMO_MODEL, ROOT, interleaved, ratio, save, spread
 
@@ -49,7 +50,8 @@ def training(batch: int, repeats: int) -> dict:
     unet = build_unet(config.unet, 4, 16, 384).train()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-5)
     noise_scheduler = make_noise_scheduler(config)
-    z0, context, gen = torch.randn(batch, 4, 16, 16), torch.randn(batch, 40, 384), torch.Generator().manual_seed(0)
+    z0, states, gen = torch.randn(batch, 4, 16, 16), torch.randn(batch, 40, 384), torch.Generator().manual_seed(0)
+    context = unet_condition(states, torch.ones(batch, 40), takes_pooled_text(unet))
 
     def step(precision: str):
         def call():

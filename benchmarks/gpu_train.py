@@ -48,7 +48,7 @@ from t2i.checkpoint import load_checkpoint
 from t2i.config import diffusers_schedule_name, load_config
 from t2i.data.datasets import ImageCaptionDataset
 from t2i.data.synthetic import synthesize_dataset
-from t2i.devices import fits_on_device, process_state, resolve_precision, to_device, use_fast_gpu_math
+from t2i.devices import fits_on_device, process_state, resolve_precision, use_fast_gpu_math
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import (
     BatchPlan,
@@ -56,10 +56,11 @@ from t2i.diffusion.train import (
     make_optimizer,
     micro_batch_inputs,
     optimizer_step,
+    text_inputs,
     train_diffusion,
 )
-from t2i.diffusion.unet import build_unet
-from t2i.text import load_text_encoder, tokenize
+from t2i.diffusion.unet import build_unet, takes_pooled_text
+from t2i.text import load_text_encoder, tokenize, unet_condition
 
 from common import ROOT, machine
 
@@ -154,7 +155,8 @@ class OurStep:
     def micro_batches(self):
         device = self.accelerator.device
         gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + self.step)
-        encode = lambda captions: to_device(self.text_cache(captions), device)  # noqa: E731
+        pooled = takes_pooled_text(self.raw)
+        encode = lambda captions, _: text_inputs(captions, None, self.text_cache, pooled, device)  # noqa: E731
         yield *micro_batch_inputs(self.plan, self.cache, self.step, gen, self.scale, encode, device), gen
 
     def __call__(self):
@@ -182,7 +184,9 @@ class DiffusersRecipeStep:
         dtype = torch.bfloat16 if accelerator.mixed_precision == "bf16" else torch.float32
         self.vae = copy.deepcopy(vae).to(device, dtype).requires_grad_(False)
         self.text_model = copy.deepcopy(text_encoder.model).to(device, dtype).requires_grad_(False)
-        self.input_ids = tokenize(text_encoder.tokenizer, captions, config.text.max_tokens)["input_ids"].to(device)
+        tokens = tokenize(text_encoder.tokenizer, captions, config.text.max_tokens)
+        self.input_ids, self.mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
+        self.pooled = takes_pooled_text(unet)  # the same UNet as ours: its sentence embedding too
         self.pixels, self.dtype, self.gamma = pixels.to(device), dtype, tc.min_snr_gamma
         self.ema = EMAModel(
             unet.parameters(), decay=tc.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config
@@ -202,7 +206,7 @@ class DiffusersRecipeStep:
         t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (len(latents),), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         with self.accelerator.accumulate(self.unet):
-            prediction = self.unet(noisy, t, states, return_dict=False)[0]
+            prediction = self.unet(noisy, t, **unet_condition(states, self.mask, self.pooled), return_dict=False)[0]
             snr = compute_snr(self.noise_scheduler, t)
             weights = torch.stack([snr, self.gamma * torch.ones_like(t)], dim=1).min(dim=1)[0] / snr
             loss = (F.mse_loss(prediction.float(), noise.float(), reduction="none").mean((1, 2, 3)) * weights).mean()
@@ -261,8 +265,9 @@ def unet_training(
     # FLOPs per image: the UNet's forward and backward, and the encoders the peer runs in every step
     with torch.device("meta"):
         model = build_unet(config.unet, channels, latent, width)
-        z, context = torch.zeros(1, channels, latent, latent), torch.zeros(1, config.text.max_tokens, width)
-        unet_flops = flops(lambda: model(z, torch.tensor([500]), encoder_hidden_states=context).sample.sum().backward())
+        z, states = torch.zeros(1, channels, latent, latent), torch.zeros(1, config.text.max_tokens, width)
+        context = unet_condition(states, torch.ones(states.shape[:2]), takes_pooled_text(model))
+        unet_flops = flops(lambda: model(z, torch.tensor([500]), **context).sample.sum().backward())
         encoder = build_autoencoder(config.autoencoder, size)
         encoder_flops = flops(lambda: encoder.encode(torch.zeros(1, 3, size, size)))
     with torch.no_grad():

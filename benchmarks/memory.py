@@ -31,7 +31,8 @@ TRAIN_STEP = """
 import torch
 from t2i.config import load_config
 from t2i.diffusion.train import diffusion_loss, make_noise_scheduler
-from t2i.diffusion.unet import build_unet
+from t2i.diffusion.unet import build_unet, takes_pooled_text
+from t2i.text import unet_condition
 config = load_config({config!r})
 latent = config.data.image_size // 2 ** (len(config.autoencoder.channels) - 1)
 unet = build_unet(config.unet, config.autoencoder.latent_channels, latent, 384).train()
@@ -40,7 +41,8 @@ latent_cache = torch.ones({images}, 2, 2, config.autoencoder.latent_channels, la
 text_cache = torch.ones({captions}, config.text.max_tokens, 384, dtype=torch.float16)
 g = torch.Generator().manual_seed(0)
 z0 = torch.randn({batch}, config.autoencoder.latent_channels, latent, latent)  # cached latents ...
-context = torch.randn({batch}, config.text.max_tokens, 384)  # ... and cached text embeddings
+states = torch.randn({batch}, config.text.max_tokens, 384)  # ... and cached text embeddings
+context = unet_condition(states, torch.ones(states.shape[:2]), takes_pooled_text(unet))
 for _ in range(2):  # the second step has the optimizer state allocated
     loss, _, _ = diffusion_loss(unet, make_noise_scheduler(config), z0, context, g, 5.0)
     loss.backward(); optimizer.step(); optimizer.zero_grad(set_to_none=True)

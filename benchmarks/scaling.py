@@ -19,7 +19,8 @@ import torch  # noqa: E402
 
 from t2i.config import load_config  # noqa: E402
 from t2i.diffusion.train import diffusion_loss, make_noise_scheduler  # noqa: E402
-from t2i.diffusion.unet import build_unet  # noqa: E402
+from t2i.diffusion.unet import build_unet, takes_pooled_text  # noqa: E402
+from t2i.text import unet_condition  # noqa: E402
 
 from common import ROOT, save  # noqa: E402
 
@@ -31,7 +32,8 @@ def seconds_per_step(config, image_size: int, batch: int, repeats: int) -> dict:
     unet = build_unet(config.unet, channels, latent, 384)
     optimizer = torch.optim.AdamW(unet.parameters())
     scheduler, g = make_noise_scheduler(config), torch.Generator().manual_seed(0)
-    z0, context = torch.randn(batch, channels, latent, latent), torch.randn(batch, config.text.max_tokens, 384)
+    z0, states = torch.randn(batch, channels, latent, latent), torch.randn(batch, config.text.max_tokens, 384)
+    context = unet_condition(states, torch.ones(states.shape[:2]), takes_pooled_text(unet))
     t = torch.full((2 * batch,), 500)
 
     def train():
@@ -42,7 +44,7 @@ def seconds_per_step(config, image_size: int, batch: int, repeats: int) -> dict:
 
     @torch.no_grad()
     def sample():
-        unet(torch.cat([z0, z0]), t, encoder_hidden_states=torch.cat([context, context]))
+        unet(torch.cat([z0, z0]), t, **{name: torch.cat([value, value]) for name, value in context.items()})
 
     out = {}
     for name, fn in (("train", train), ("sample", sample)):

@@ -30,8 +30,8 @@ from t2i.data.datasets import ImageCaptionDataset
 from t2i.data.synthetic import synthesize_dataset
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import diffusion_loss, make_noise_scheduler
-from t2i.diffusion.unet import build_unet
-from t2i.text import load_text_encoder
+from t2i.diffusion.unet import build_unet, takes_pooled_text
+from t2i.text import load_text_encoder, unet_condition
 
 from common import DEMO_MODEL, ROOT, interleaved, ratio, save, spread
 
@@ -81,9 +81,10 @@ def caching_bound(preset: str, caption: str) -> dict:
         unet = build_unet(config.unet, config.autoencoder.latent_channels, latent, text_encoder.hidden_size)
         with torch.no_grad():
             encode = flops(lambda: vae.encode(torch.zeros(1, 3, size, size)))
-        context = torch.zeros(1, config.text.max_tokens, text_encoder.hidden_size)
+        states = torch.zeros(1, config.text.max_tokens, text_encoder.hidden_size)
+        context = unet_condition(states, torch.ones(1, config.text.max_tokens), takes_pooled_text(unet))
         z = torch.zeros(1, config.autoencoder.latent_channels, latent, latent)
-        step = flops(lambda: unet(z, torch.tensor([500]), encoder_hidden_states=context).sample.sum().backward())
+        step = flops(lambda: unet(z, torch.tensor([500]), **context).sample.sum().backward())
     gflops = {"vae_encode": encode / 1e9, "text_encode": text / 1e9, "unet_forward_backward": step / 1e9}
     return {"gflops_per_image": gflops, "bound": (encode + text + step) / step}
 
@@ -120,15 +121,17 @@ def main():
 
             return train_step
 
-        train_step = trainer(unet)
+        train_step, pooled = trainer(unet), takes_pooled_text(unet)
 
         def cached(step):  # z0 = s·μ+σε from the latent cache, τθ(y) from the text cache
-            return lambda: step(cache.latents(rows, flips, gen) * scale, text_cache(captions))
+            return lambda: step(
+                cache.latents(rows, flips, gen) * scale, unet_condition(*text_cache.with_mask(captions), pooled)
+            )
 
         def peer():  # diffusers' recipe: z0 = s·E(x) and τθ(y) computed in the step (frozen, no grad)
             with torch.no_grad():
                 z0 = vae.encode(pixels).latent_dist.sample(gen) * scale
-                context, _ = text_encoder.encode(captions)
+                context = unet_condition(*text_encoder.encode(captions), pooled)
             train_step(z0, context)
 
         contestants = {"ours": cached(train_step), "peer": peer}

@@ -201,6 +201,18 @@ def _eval_word_swap(args):
     print(f"word_swap.json and word_swap.png in {args.out}")
 
 
+def _eval_rephrasing(args):
+    from t2i.eval.rephrasing import measure_rephrasing
+
+    r = measure_rephrasing(args.model, args.classifier, args.data, args.out, args.prompts, args.n_prompts,
+                           args.n_per_prompt, args.seed)  # fmt: skip
+    first = next(iter(r["suites"]))
+    for name, value in r["suites"].items():
+        gap = f" ({-100 * r['gap'][name]:+.1f} points)" if name != first else ""
+        print(f"{name.replace('_', ' ')}: {value:.1%}{gap}")
+    print(f"real test images, their own captions: {r['real_ceiling']:.1%}; rephrasing.json in {args.out}")
+
+
 def _eval_attention(args):
     from t2i.eval.attention import measure_attention_placement
 
@@ -526,6 +538,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/eval-word-swap", help="folder for word_swap.json and word_swap.png")
     p.set_defaults(func=_eval_word_swap)
+
+    p = evaluate.add_parser("rephrasing", help="alignment of prompts in held-out sentence shapes and rarer words")
+    _add_evaluation_inputs(p)
+    p.add_argument("--prompts", default=None, help='JSONL {"prompt", "rephrasing", "attributes"}: your own pairs')
+    p.add_argument("--n-prompts", type=bounded(int, 2, 10**5), default=64, help="suite size (half held-out combos)")
+    p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="seeds per prompt")
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images")
+    p.add_argument("--out", default="runs/eval-rephrasing", help="folder for rephrasing.json")
+    p.set_defaults(func=_eval_rephrasing)
 
     p = evaluate.add_parser("attention", help="do a prompt's words attend to their part of the face? (part maps)")
     p.add_argument("--model", default=str(DEMO_MODEL), help="diffusion model folder (the committed demo model)")

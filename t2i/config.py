@@ -87,6 +87,8 @@ class UNetConfig:
     layers_per_block: int = 2  # ResNet (+ transformer) layers per level
     attention_head_dim: int = 32  # channels per attention head
     norm_num_groups: int = 32  # GroupNorm groups; must divide every entry of channels
+    pooled_text: bool = True  # add the caption's sentence embedding (mean of the text encoder's states) to the
+    # time embedding, as SDXL adds its pooled text embedding: a condition that paraphrases share
 
 
 @dataclass
@@ -97,6 +99,20 @@ class DiffusionConfig:
     beta_end: float = 0.012  # β_T (DDPM in pixel space: 0.02)
     prediction_type: str = "epsilon"  # "epsilon" (ε) or "v_prediction" (v = √ᾱ ε − √(1−ᾱ) z0)
     clip_sample: bool = False  # samplers clip the predicted x0 to [-1, 1] (DDPM's choice in pixel space)
+
+
+@dataclass
+class CaptionAugmentConfig:
+    """Training-time caption rewrites (t2i.data.augment), for every family that takes text."""
+
+    rewrites: int = 1  # rewrites of each training caption, drawn as often as the caption (0: off); each is encoded
+    # once into the text cache, so caching takes (1 + rewrites)× as long
+    shuffle_clauses: bool = True  # a rewrite puts the caption's sentences in a random order
+    drop_filler: float = 0.25  # ... and drops each filler word ("this", "the", "is", ...) with this probability
+    face_shapes: bool = False  # ... or, for captions in the synthetic faces' phrase table, writes their attributes
+    # in other sentence shapes, with any of each attribute's phrases (configs/demo.yaml: on)
+    token_dropout: float = 0.1  # diffusion: each real token of a caption is left out (of cross-attention and of
+    # the sentence embedding) with this probability in a training step
 
 
 @dataclass
@@ -194,6 +210,7 @@ class Config:
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     diffusion_training: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
+    caption_augment: CaptionAugmentConfig = field(default_factory=CaptionAugmentConfig)  # families that take text
     gan: GANConfig = field(default_factory=GANConfig)  # family gan only
     gan_training: GANTrainConfig = field(default_factory=GANTrainConfig)  # family gan only
     transformer: TransformerConfig = field(default_factory=TransformerConfig)  # family vq-transformer only
@@ -347,6 +364,9 @@ def validate(config: Config) -> None:
             "must be >= 1 or null",
         ),
         ("diffusion_training.cfg_dropout", 0 <= dt.cfg_dropout < 1, "must be in [0, 1)"),
+        ("caption_augment.rewrites", 0 <= config.caption_augment.rewrites <= 16, "must be 0 to 16"),
+        ("caption_augment.drop_filler", 0 <= config.caption_augment.drop_filler < 1, "must be in [0, 1)"),
+        ("caption_augment.token_dropout", 0 <= config.caption_augment.token_dropout < 1, "must be in [0, 1)"),
         ("diffusion_training.ema_decay", 0 <= dt.ema_decay <= 1, "must be in [0, 1]"),
         (
             "diffusion_training.sample_steps",

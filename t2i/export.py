@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 
+from t2i.diffusion.unet import takes_pooled_text
 from t2i.families import model_family
 from t2i.pipeline import Text2ImagePipeline, make_scheduler
 from t2i.text import PretrainedTextEncoder
@@ -33,6 +34,12 @@ def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str 
         raise ValueError("diffusers' StableDiffusionPipeline needs an AutoencoderKL; this model has a VQ autoencoder")
     if not isinstance(pipe.text_encoder, PretrainedTextEncoder):
         raise ValueError("only models with a Hugging Face text encoder export; this one was trained from scratch")
+    if takes_pooled_text(pipe.unet):
+        raise ValueError(
+            "this model adds the caption's sentence embedding to its time embedding (unet.pooled_text), an input "
+            "diffusers' StableDiffusionPipeline never passes, so it would draw other images; models trained with "
+            "unet.pooled_text: false export (`t2i export --format t2i-fp16` takes either)"
+        )
     text_model, tokenizer = pipe.text_encoder.model, pipe.text_encoder.tokenizer
     text_model.config.use_attention_mask = True  # diffusers passes the mask only when this is set, as t2i does
     tokenizer.model_max_length = pipe.text_encoder.max_tokens  # diffusers pads prompts to this length

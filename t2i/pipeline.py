@@ -33,11 +33,12 @@ from t2i.attention import AttentionControl, AttentionMaps, controlled, swapped_t
 from t2i.autoencoder.model import load_autoencoder
 from t2i.config import TextConfig, save_config, to_dict
 from t2i.devices import autocast, resolve_precision
+from t2i.diffusion.unet import takes_pooled_text
 from t2i.families import model_family
 from t2i.grid import pil_tensor, to_pil
 from t2i.model_folder import check_model_folder
 from t2i.settings import SWAP_STEPS, Settings, setting
-from t2i.text import load_text_encoder
+from t2i.text import load_text_encoder, unet_condition
 
 SCHEDULERS = {
     "dpm++": DPMSolverMultistepScheduler,
@@ -187,9 +188,12 @@ class Text2ImagePipeline:
     def device(self) -> torch.device:
         return self.unet.device
 
-    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        embeddings, _ = self.text_encoder.encode(prompts)
-        return embeddings.to(self.device, self.unet.dtype)
+    def encode_prompt(self, prompts: list[str], per_prompt: int = 1) -> dict[str, torch.Tensor]:
+        """The UNet's text inputs (t2i.text.unet_condition) of each prompt, repeated `per_prompt` times."""
+        states, mask = self.text_encoder.encode(prompts)
+        states, mask = states.to(self.device, self.unet.dtype), mask.to(self.device)
+        condition = unet_condition(states, mask, takes_pooled_text(self.unet))
+        return {name: value.repeat_interleave(per_prompt, 0) for name, value in condition.items()}
 
     def image_tensor(self, image, prompts: int, per_prompt: int, mask: bool = False) -> torch.Tensor:
         """An `image=` (or `mask_image=`) argument as (prompts · per_prompt, C, size, size) on the device: RGB in
@@ -338,11 +342,11 @@ class Text2ImagePipeline:
 
             # 1. encode the prompt (and the negative / empty prompt for classifier-free guidance)
             texts = prompts if sources is None else sources + prompts
-            cond = self.encode_prompt(texts).repeat_interleave(num_images_per_prompt, 0)
+            cond = self.encode_prompt(texts, num_images_per_prompt)
             use_cfg = guidance_scale > 1.0
             if use_cfg:
-                uncond = self.encode_prompt(negatives * copies).repeat_interleave(num_images_per_prompt, 0)
-                context = torch.cat([uncond, cond])
+                uncond = self.encode_prompt(negatives * copies, num_images_per_prompt)
+                context = {name: torch.cat([uncond[name], cond[name]]) for name in cond}
 
             # 2. the sampler's timesteps, then latents z_T ~ N(0, I) scaled by its initial sigma (which depends on
             # them); editing an image: its latent z_img noised to the first of the last strength·steps steps
@@ -379,7 +383,7 @@ class Text2ImagePipeline:
                 for step, t in enumerate(timesteps, 1):
                     model_input = torch.cat([latents] * 2) if use_cfg else latents
                     model_input = sampler.scale_model_input(model_input, t)
-                    eps = self.unet(model_input, t, encoder_hidden_states=context if use_cfg else cond).sample.float()
+                    eps = self.unet(model_input, t, **(context if use_cfg else cond)).sample.float()
                     if use_cfg:
                         eps_uncond, eps_cond = eps.chunk(2)
                         eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)

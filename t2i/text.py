@@ -107,6 +107,15 @@ def sentence_embedding(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return torch.nn.functional.normalize(mean, dim=-1)
 
 
+def unet_condition(states: torch.Tensor, mask: torch.Tensor, pooled: bool) -> dict[str, torch.Tensor]:
+    """The UNet's text inputs: the token states τθ(y) it cross-attends to, and (`pooled`, unet.pooled_text)
+    the sentence embedding it adds to its time embedding."""
+    condition = {"encoder_hidden_states": states}
+    if pooled:
+        condition["class_labels"] = sentence_embedding(states, mask)
+    return condition
+
+
 def load_text_encoder(config: TextConfig) -> nn.Module:
     """kind "pretrained": the folder at `config.path` (default: the packaged MiniLM); "scratch": a new transformer."""
     folder = Path(config.path) if config.path else default_text_encoder_path()

@@ -50,6 +50,21 @@ def tiny_model(tmp_path_factory, trained_tiny, tiny_cache):
 
 
 @pytest.fixture(scope="session")
+def tiny_model_states_only(tmp_path_factory, trained_tiny, tiny_cache):
+    """The tiny model without the pooled sentence embedding (unet.pooled_text: false): the UNet of every model
+    written before it existed, and the one diffusers' StableDiffusionPipeline can run."""
+    import dataclasses
+
+    from t2i.config import load_config
+    from t2i.diffusion.train import train_diffusion
+
+    config = load_config("configs/tiny.yaml")
+    config.diffusion_training = dataclasses.replace(config.diffusion_training, steps=10, sample_every=100)
+    config.unet = dataclasses.replace(config.unet, pooled_text=False)
+    return train_diffusion(config, tiny_cache, trained_tiny[0], tmp_path_factory.mktemp("tiny_states_only"))
+
+
+@pytest.fixture(scope="session")
 def text_cache_dir(tmp_path_factory):
     """One caption-embedding cache folder shared by the tiny runs of every family (each caption encoded once)."""
     return tmp_path_factory.mktemp("text_cache")

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
@@ -6,7 +7,8 @@ from t2i.export import export_diffusers
 from t2i.pipeline import Text2ImagePipeline
 
 
-def test_diffusers_loads_the_export_and_generates_our_image(tiny_model, tmp_path):
+def test_diffusers_loads_the_export_and_generates_our_image(tiny_model_states_only, tmp_path):
+    tiny_model = tiny_model_states_only  # diffusers' StableDiffusionPipeline passes no pooled embedding
     out = export_diffusers(tiny_model, tmp_path / "sd", scheduler="dpm++")
     assert {"unet", "vae", "text_encoder", "tokenizer", "scheduler", "model_index.json"} <= {
         p.name for p in out.iterdir()
@@ -35,3 +37,9 @@ def test_fp16_export_halves_the_unet_and_generates_nearly_the_same(tiny_model, t
     a = Text2ImagePipeline.from_pretrained(tiny_model)("a hat", num_inference_steps=4, output_type="pt")
     b = Text2ImagePipeline.from_pretrained(half)("a hat", num_inference_steps=4, output_type="pt")
     assert (a - b).abs().max() < 0.05
+
+
+def test_a_model_with_the_pooled_embedding_does_not_export_to_diffusers(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="never passes"):
+        export_diffusers(tiny_model, tmp_path / "sd")
+    assert not (tmp_path / "sd").exists()

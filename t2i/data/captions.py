@@ -89,6 +89,40 @@ PHRASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "Young": ("is", ("young",)),
 }
 
+# Rarer words for the same attributes that captions are never written with (the synthetic dataset's captions and
+# the training-time rewrites use PHRASES only): prompts in them test whether a model learnt the meaning rather than
+# the dataset's words (`t2i eval rephrasing`). Each keeps its attribute's verb kind, and each is read back.
+RARE_PHRASES: dict[str, tuple[str, ...]] = {
+    "Arched_Eyebrows": ("curved eyebrows",),
+    "Bald": ("bald-headed",),
+    "Bangs": ("a fringe",),
+    "Big_Lips": ("thick lips",),
+    "Big_Nose": ("a prominent nose",),
+    "Black_Hair": ("dark hair",),
+    "Blond_Hair": ("fair hair",),
+    "Brown_Hair": ("chestnut hair",),
+    "Bushy_Eyebrows": ("heavy eyebrows",),
+    "Chubby": ("plump",),
+    "Eyeglasses": ("spectacles",),
+    "Goatee": ("a chin beard",),
+    "Gray_Hair": ("silver hair",),
+    "Heavy_Makeup": ("a lot of makeup",),
+    "Mouth_Slightly_Open": ("parted lips",),
+    "Narrow_Eyes": ("small eyes",),
+    "No_Beard": ("a clean-shaven face",),
+    "Pale_Skin": ("fair skin",),
+    "Pointy_Nose": ("a sharp nose",),
+    "Rosy_Cheeks": ("pink cheeks",),
+    "Smiling": ("grinning",),
+    "Wavy_Hair": ("curly hair",),
+    "Wearing_Earrings": ("ear studs",),
+    "Wearing_Hat": ("a cap",),
+    "Wearing_Lipstick": ("lip colour",),
+    "Wearing_Necklace": ("a pendant",),
+    "Wearing_Necktie": ("a cravat",),
+    "Young": ("youthful",),
+}
+
 # Male is carried by the subject of the caption rather than by a phrase.
 SUBJECTS = {
     1: ("This man", "The man", "He", "This gentleman", "The person", "This person"),
@@ -103,7 +137,9 @@ WEAR_VERBS = ("is wearing", "wears")
 
 # One alternation, longest phrase first: at each position the longest phrase wins ("a pointy nose", not
 # "pointy nose"), and matches never overlap.
-_PHRASE_ATTRIBUTE = {phrase: attr for attr, (_, phrases) in PHRASES.items() for phrase in phrases}
+_PHRASE_ATTRIBUTE = {phrase: attr for attr, (_, phrases) in PHRASES.items() for phrase in phrases} | {
+    phrase: attr for attr, phrases in RARE_PHRASES.items() for phrase in phrases
+}
 _PHRASE_PATTERN = re.compile(
     r"\b(" + "|".join(re.escape(p) for p in sorted(_PHRASE_ATTRIBUTE, key=len, reverse=True)) + r")\b"
 )
@@ -176,6 +212,16 @@ def write_captions(attributes: dict[str, int], rng: np.random.Generator, n: int 
     while len(captions) < n:  # very few attributes present: repeat rather than write fewer lines
         captions.append(captions[len(captions) % max(1, len(captions))])
     return captions
+
+
+def in_rare_words(caption: str) -> str:
+    """The caption with each phrase that has a rarer synonym (RARE_PHRASES) written in it: "glasses" → "spectacles"."""
+
+    def rarer(match: re.Match) -> str:
+        attribute = _PHRASE_ATTRIBUTE[match.group(1).lower()]
+        return RARE_PHRASES[attribute][0] if attribute in RARE_PHRASES else match.group(1)
+
+    return re.sub(_PHRASE_PATTERN.pattern, rarer, caption, flags=re.IGNORECASE)
 
 
 def attributes_in_caption(caption: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ function of (seed, s, process), so a resumed run continues exactly where an unin
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from contextlib import nullcontext
@@ -28,15 +29,16 @@ from tqdm import tqdm
 from t2i.autoencoder.cache import LatentCache
 from t2i.autoencoder.model import load_autoencoder
 from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_state, save_checkpoint
-from t2i.config import Config, diffusers_schedule_name, require_family, save_config, validate
+from t2i.config import CaptionAugmentConfig, Config, diffusers_schedule_name, require_family, save_config, validate
+from t2i.data.augment import with_rewrites
 from t2i.data.datasets import epoch_order
 from t2i.devices import fits_on_device, process_state, resolve_precision, to_device, use_fast_gpu_math
 from t2i.diffusion.text_cache import TextEmbeddingCache
-from t2i.diffusion.unet import build_unet
+from t2i.diffusion.unet import build_unet, takes_pooled_text
 from t2i.grid import make_grid, to_pil
 from t2i.pipeline import Text2ImagePipeline, save_model_config
 from t2i.plots import plot_losses
-from t2i.text import load_text_encoder
+from t2i.text import load_text_encoder, unet_condition
 
 TIMESTEP_BUCKETS = 5
 
@@ -65,7 +67,8 @@ def min_snr_weight(snr: torch.Tensor, gamma: float | None, prediction_type: str)
 def diffusion_loss(
     unet, noise_scheduler: DDPMScheduler, z0, context, generator, min_snr_gamma: float | None, autocast=nullcontext
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One batch's weighted loss, per-sample losses and timesteps; noise and t drawn from `generator`."""
+    """One batch's weighted loss, per-sample losses and timesteps; noise and t drawn from `generator`. `context`:
+    the UNet's text inputs (t2i.text.unet_condition)."""
     noise = to_device(torch.randn(z0.shape, generator=generator), z0.device)
     t = to_device(
         torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=generator), z0.device
@@ -76,7 +79,7 @@ def diffusion_loss(
     else:
         target = noise_scheduler.get_velocity(z0, noise, t)  # v = √ᾱ_t ε − √(1−ᾱ_t) z0
     with autocast():
-        prediction = unet(z_t, t, encoder_hidden_states=context).sample
+        prediction = unet(z_t, t, **context).sample
     per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean((1, 2, 3))
     alphas_cumprod = noise_scheduler.alphas_cumprod.to(t.device)[t]  # on the device since add_noise: no copy
     snr = alphas_cumprod / (1 - alphas_cumprod)  # SNR_t = ᾱ_t / (1 − ᾱ_t)
@@ -111,10 +114,25 @@ def optimizer_step(accelerator, unet, optimizer, lr_schedule, micro_batches, noi
 
 
 def micro_batch_inputs(plan, cache, index: int, generator, scale: float, encode, device):
-    """z0 = s·E(x) (for KL a fresh z ~ q(z|x) from `generator`) and the context τθ(y) = encode(captions) of
+    """z0 = s·E(x) (for KL a fresh z ~ q(z|x) from `generator`) and the UNet's text inputs = encode(captions) of
     micro-batch `index`, on `device`."""
     rows, captions, flips = plan.micro_batch(index)
-    return to_device(cache.latents(rows, flips, generator), device) * scale, encode(captions)
+    return to_device(cache.latents(rows, flips, generator), device) * scale, encode(captions, generator)
+
+
+def text_inputs(
+    captions: list[str], text_encoder, text_cache, pooled: bool, device, token_dropout: float = 0.0, generator=None
+) -> dict[str, torch.Tensor]:
+    """The UNet's text inputs (t2i.text.unet_condition) of `captions` on `device`: from the caption cache, or
+    (`text_cache` None) from the jointly trained text encoder; with `token_dropout` p, each real token is left out
+    (its state zeroed, out of the sentence embedding's mean) with probability p, drawn from `generator`."""
+    states, mask = text_encoder.encode(captions) if text_cache is None else text_cache.with_mask(captions)
+    if token_dropout > 0:
+        kept = to_device(torch.rand(mask.shape, generator=generator) >= token_dropout, mask.device)
+        kept = kept | (mask.sum(1, keepdim=True) <= 2)  # "" ([CLS] [SEP]) stays the unconditional input
+        mask = mask * kept
+        states = states * kept.unsqueeze(-1).to(states.dtype)
+    return unet_condition(to_device(states, device), to_device(mask, device), pooled)
 
 
 class BatchPlan:
@@ -128,13 +146,16 @@ class BatchPlan:
         batch_size: int,
         cfg_dropout: float,
         captions_per_image: int | None = None,
+        augment: CaptionAugmentConfig | None = None,
     ):
         self.cache, self.rows, self.seed = cache, np.asarray(rows), seed
         self.batch_size, self.cfg_dropout, self.captions_per_image = batch_size, cfg_dropout, captions_per_image
+        self.augment = augment or CaptionAugmentConfig(rewrites=0)
 
     def captions(self, row: int) -> list[str]:
-        """The captions that training draws from for one image."""
-        return self.cache.records[row]["captions"][: self.captions_per_image]
+        """The captions that training draws from for one image: its first `captions_per_image`, each followed by
+        its rewrites (t2i.data.augment)."""
+        return with_rewrites(self.cache.records[row]["captions"][: self.captions_per_image], self.augment, self.seed)
 
     def micro_batch(self, index: int):
         """Micro-batch `index` (counted over all processes): row ids, captions (some ""), flips."""
@@ -201,9 +222,9 @@ def train_denoiser(
     train_rows = [i for i, r in enumerate(cache.records) if r["split"] == "train"]
     if overfit_batch:
         train_rows = train_rows[: tc.batch_size]
-    plan = BatchPlan(
-        cache, train_rows, tc.seed, tc.batch_size, 0.0 if overfit_batch else tc.cfg_dropout, tc.captions_per_image
-    )
+    augment = dataclasses.replace(config.caption_augment, rewrites=0) if overfit_batch else config.caption_augment
+    dropout = 0.0 if overfit_batch else tc.cfg_dropout
+    plan = BatchPlan(cache, train_rows, tc.seed, tc.batch_size, dropout, tc.captions_per_image, augment)
     sample_prompts = list(tc.sample_prompts) or held_out_captions(cache, 8)
     text_encoder = load_text_encoder(config.text)
     text_encoder.to(device)
@@ -296,10 +317,11 @@ def train_denoiser(
             out / "samples" / f"samples-{step:07d}.png"
         )
 
-    if jointly_trained:
-        encode = lambda captions: text_encoder.encode(captions)[0]  # noqa: E731
-    else:
-        encode = lambda captions: to_device(text_cache(captions), device)  # noqa: E731
+    pooled, cached = takes_pooled_text(raw_unet), None if jointly_trained else text_cache
+    token_dropout = 0.0 if overfit_batch else config.caption_augment.token_dropout
+
+    def encode(captions: list[str], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return text_inputs(captions, text_encoder, cached, pooled, device, token_dropout, generator)
 
     def micro_batches(step: int):
         """The (z0, context, generator) of each micro-batch of a step: a pure function of (seed, step, process)."""

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import torch
 from diffusers import UNet2DConditionModel
 
 from t2i.config import UNetConfig
 
 
 def build_unet(config: UNetConfig, latent_channels: int, latent_size: int, cross_attention_dim: int):
-    """An untrained UNet; cross-attention width = the text encoder's hidden size."""
+    """An untrained UNet; cross-attention width = the text encoder's hidden size. The sentence embedding's
+    projection (pooled_text) starts at zero, so a new UNet starts as one without it and learns how much to use."""
     if len(config.channels) != len(config.attention):
         raise ValueError("unet.channels and unet.attention need one entry per level")
     if any(c % config.norm_num_groups or c % config.attention_head_dim for c in config.channels):
         raise ValueError("unet.norm_num_groups and unet.attention_head_dim must divide every entry of unet.channels")
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in config.attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention))
-    return UNet2DConditionModel(
+    unet = UNet2DConditionModel(
         sample_size=latent_size,
         in_channels=latent_channels,
         out_channels=latent_channels,
@@ -26,4 +28,17 @@ def build_unet(config: UNetConfig, latent_channels: int, latent_size: int, cross
         attention_head_dim=tuple(c // config.attention_head_dim for c in config.channels),  # heads per level
         norm_num_groups=config.norm_num_groups,
         cross_attention_dim=cross_attention_dim,
+        # pooled_text: class_labels = the sentence embedding, through Linear-SiLU-Linear, + the time embedding
+        class_embed_type="projection" if config.pooled_text else None,
+        projection_class_embeddings_input_dim=cross_attention_dim if config.pooled_text else None,
     )
+    if config.pooled_text:
+        torch.nn.init.zeros_(unet.class_embedding.linear_2.weight)
+        torch.nn.init.zeros_(unet.class_embedding.linear_2.bias)
+    return unet
+
+
+def takes_pooled_text(unet) -> bool:
+    """Whether a UNet adds the sentence embedding to its time embedding (read from its own config, so model
+    folders written before `pooled_text` existed keep working)."""
+    return unet.config.class_embed_type == "projection"

@@ -69,7 +69,7 @@ def train_gan(config: Config, data_dir: str | Path, out_dir: str | Path, cache_d
     # data: the images in memory, sentence embeddings from the cached token states of each caption
     images = PixelImages(data_dir, config.data.image_size, config.data.split_fractions, config.data.flip)
     train_rows = [i for i, r in enumerate(images.records) if r["split"] == "train"]
-    plan = BatchPlan(images, train_rows, tc.seed, tc.batch_size, 0.0, tc.captions_per_image)
+    plan = BatchPlan(images, train_rows, tc.seed, tc.batch_size, 0.0, tc.captions_per_image, config.caption_augment)
     sample_prompts = list(tc.sample_prompts) or held_out_captions(images, 8)
     text_encoder = load_text_encoder(config.text).to(device)
     captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(sample_prompts))

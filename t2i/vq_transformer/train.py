@@ -45,7 +45,9 @@ def train_prior(config: Config, cache_dir: str | Path, autoencoder_dir: str | Pa
     # data: cached tokens (train split) and the cached token states of every caption
     tokens = TokenCache(cache_dir, autoencoder_dir)
     train_rows = [i for i, r in enumerate(tokens.records) if r["split"] == "train"]
-    plan = BatchPlan(tokens, train_rows, tc.seed, tc.batch_size, tc.cfg_dropout, tc.captions_per_image)
+    plan = BatchPlan(
+        tokens, train_rows, tc.seed, tc.batch_size, tc.cfg_dropout, tc.captions_per_image, config.caption_augment
+    )
     sample_prompts = list(tc.sample_prompts) or held_out_captions(tokens, 8)
     text_encoder = load_text_encoder(config.text).to(device)
     captions = sorted({c for i in train_rows for c in plan.captions(i)} | set(sample_prompts))

@@ -51,3 +51,17 @@ def test_negated_phrases_assert_absence_but_no_beard_is_its_own_attribute():
         "Wearing_Hat": -1,
         "Male": -1,
     }
+
+
+def test_rare_phrases_are_read_back_and_never_written():
+    from t2i.data.captions import RARE_PHRASES, in_rare_words
+
+    assert set(RARE_PHRASES) <= set(PHRASES)
+    rare = {p for phrases in RARE_PHRASES.values() for p in phrases}
+    assert not rare & {p for _, phrases in PHRASES.values() for p in phrases}
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # the dataset's captions never use a rare phrase
+        caption = write_captions(sample_attributes(rng), rng, 1)[0]
+        assert not any(f" {p}" in caption.lower() for p in rare), caption
+        assert attributes_in_caption(in_rare_words(caption)) == attributes_in_caption(caption)
+    assert in_rare_words("She wears glasses and has Blond hair.") == "She wears spectacles and has fair hair."

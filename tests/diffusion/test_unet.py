@@ -1,8 +1,11 @@
+import dataclasses
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from t2i.config import load_config
-from t2i.diffusion.unet import build_unet
+from t2i.diffusion.unet import build_unet, takes_pooled_text
+from t2i.text import unet_condition
 
 
 def _unet(preset, device="cpu"):
@@ -20,8 +23,32 @@ def test_presets_sizes():
 
 def test_tiny_forward_shapes():
     unet, latent, config = _unet("tiny")
-    out = unet(torch.randn(2, 4, latent, latent), torch.tensor([1, 999]), torch.randn(2, 40, 384)).sample
+    condition = unet_condition(torch.randn(2, 40, 384), torch.ones(2, 40), takes_pooled_text(unet))
+    out = unet(torch.randn(2, 4, latent, latent), torch.tensor([1, 999]), **condition).sample
     assert out.shape == (2, 4, latent, latent)
+
+
+@torch.no_grad()
+def test_the_sentence_embedding_reaches_the_time_embedding_and_can_be_left_out():
+    unet, latent, config = _unet("tiny")
+    assert config.unet.pooled_text and takes_pooled_text(unet)  # on by default
+    states, mask, z, t = (
+        torch.randn(2, 40, 384),
+        torch.ones(2, 40),
+        torch.randn(2, 4, latent, latent),
+        torch.tensor([9, 9]),
+    )
+    shorter = mask.clone()
+    shorter[:, 20:] = 0  # the same token states, another mean: another sentence embedding
+    a = unet(z, t, **unet_condition(states, mask, True)).sample
+    assert torch.equal(a, unet(z, t, **unet_condition(states, shorter, True)).sample)  # zero-initialized: unused
+    torch.nn.init.normal_(unet.class_embedding.linear_2.weight, std=0.02)  # as training moves it
+    assert not torch.allclose(a, unet(z, t, **unet_condition(states, shorter, True)).sample)
+    plain = build_unet(dataclasses.replace(config.unet, pooled_text=False), 4, latent, 384)
+    assert not takes_pooled_text(plain) and plain.class_embedding is None
+    assert sum(p.numel() for p in unet.parameters()) - sum(p.numel() for p in plain.parameters()) < 0.2 * sum(
+        p.numel() for p in plain.parameters()
+    )
 
 
 def test_celebahq256_on_the_meta_device(capsys):
@@ -40,7 +67,7 @@ def test_celebahq256_on_the_meta_device(capsys):
 
     hooks = [m.register_forward_hook(count) for m in unet.modules() if not list(m.children())]
     with FlopCounterMode(display=False) as flops:
-        unet(x, torch.tensor([500, 500], device="meta"), context)
+        unet(x, torch.tensor([500, 500], device="meta"), context, class_labels=context[:, 0])
     for h in hooks:
         h.remove()
     gflops = flops.get_total_flops() / 1e9

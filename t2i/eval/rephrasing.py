@@ -1,0 +1,166 @@
+"""`t2i eval rephrasing`: does the model follow a prompt written in other words than its training captions?
+
+The same attribute combinations, asked three ways, with the same seeds:
+    template    the suite's prompts, in the dataset's caption templates and words (as `t2i eval alignment`)
+    held-out    the same attributes in sentence shapes that no caption is written in (HELD_OUT_SHAPES)
+    synonyms    the template prompt with each phrase in a rarer word no caption uses (captions.RARE_PHRASES)
+and scored by the classifier like alignment, beside the real-image ceiling. For your own data, `--prompts FILE`
+gives JSONL lines {"prompt": ..., "rephrasing": ..., "attributes": {...}} and reports the two side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from t2i.config import saved_split_fractions
+from t2i.data.captions import CELEBA_ATTRIBUTES, PHRASES, attributes_in_caption, in_rare_words, join_list
+from t2i.eval.alignment import (
+    PromptCase,
+    default_suite,
+    generate_for_suite,
+    load_real_images,
+    real_ceiling,
+    score,
+)
+from t2i.eval.classifier import load_classifier
+
+NOUNS = {1: ("man", "guy", "gentleman"), -1: ("woman", "lady", "girl")}
+
+
+def _groups(attributes: dict[str, int]) -> dict[str, list[str]]:
+    """The present attributes' canonical phrases, by verb kind ("has", "is", "wears")."""
+    groups: dict[str, list[str]] = {"has": [], "is": [], "wears": []}
+    for attribute, value in attributes.items():
+        if value == 1 and attribute in PHRASES:
+            kind, phrases = PHRASES[attribute]
+            groups[kind].append(phrases[0])
+    return groups
+
+
+def _portrait(groups, noun, rng) -> str:  # "A young, smiling woman with bangs and a goatee, wearing a hat."
+    adjectives = ", ".join(groups["is"])
+    text = f"A {adjectives + ' ' if adjectives else ''}{noun}"
+    text = ("An" + text[1:]) if re.match(r"A [aeiou]", text) else text
+    if groups["has"]:
+        text += f" with {join_list(groups['has'], rng)}"
+    if groups["wears"]:
+        text += f", wearing {join_list(groups['wears'], rng)}"
+    return text + "."
+
+
+def _photo_of(groups, noun, rng) -> str:  # "Photo of a woman who wears a hat and is young; she has bangs."
+    pronoun = "he" if noun in NOUNS[1] else "she"
+    clauses = []
+    if groups["wears"]:
+        clauses.append(f"wears {join_list(groups['wears'], rng)}")
+    if groups["is"]:
+        clauses.append(f"is {join_list(groups['is'], rng)}")
+    text = f"Photo of a {noun}" + (f" who {' and '.join(clauses)}" if clauses else "")
+    if groups["has"]:
+        text += f"; {pronoun} has {join_list(groups['has'], rng)}"
+    return text + "."
+
+
+def _fields(groups, noun, rng) -> str:  # "Woman. Features: bangs, a goatee. Looks: young. Accessories: a hat."
+    parts = [noun.capitalize() + "."]
+    for label, kind in (("Features", "has"), ("Looks", "is"), ("Accessories", "wears")):
+        if groups[kind]:
+            parts.append(f"{label}: {', '.join(groups[kind])}.")
+    return " ".join(parts)
+
+
+HELD_OUT_SHAPES = (_portrait, _photo_of, _fields)  # sentence shapes no caption is written in
+
+
+def rephrase(attributes: dict[str, int], rng: np.random.Generator, shape: int) -> str:
+    """The present attributes and the sex in held-out sentence shape `shape`, in the dataset's words."""
+    noun = NOUNS[attributes.get("Male", -1)][rng.integers(3)]
+    return HELD_OUT_SHAPES[shape % len(HELD_OUT_SHAPES)](_groups(attributes), noun, rng)
+
+
+def rephrased_suites(cases: list[PromptCase], seed: int = 0) -> dict[str, list[PromptCase]]:
+    """The suite as its template prompts, in held-out shapes (cycled) and with rarer words; each rephrasing
+    asserts exactly what its template prompt asserts (checked)."""
+    rng = np.random.default_rng([seed, 23])
+    suites = {"template": cases, "held_out_shapes": [], "synonyms": []}
+    for k, case in enumerate(cases):
+        for name, prompt in (
+            ("held_out_shapes", rephrase(case.attributes, rng, k)),
+            ("synonyms", in_rare_words(case.prompt)),
+        ):
+            if attributes_in_caption(prompt) != case.attributes:
+                raise AssertionError(f"{prompt!r} asserts {attributes_in_caption(prompt)}, not {case.attributes}")
+            suites[name].append(PromptCase(prompt, case.attributes, case.held_out))
+    return suites
+
+
+def read_rephrasing_pairs(path: str | Path) -> dict[str, list[PromptCase]]:
+    """JSONL lines {"prompt": ..., "rephrasing": ..., "attributes": {"Eyeglasses": 1, ...}} (attributes: optional,
+    then read from the prompt with the dataset's phrase table) as two suites, "prompt" and "rephrasing"."""
+    suites: dict[str, list[PromptCase]] = {"prompt": [], "rephrasing": []}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("prompt", "rephrasing")):
+            raise ValueError(
+                f'{path}:{number}: expected {{"prompt": "...", "rephrasing": "...", "attributes": {{...}}}}'
+            )
+        attributes = entry.get("attributes") or attributes_in_caption(entry["prompt"])
+        bad = {a: v for a, v in attributes.items() if a not in CELEBA_ATTRIBUTES or v not in (1, -1)}
+        if bad or not attributes:
+            raise ValueError(f"{path}:{number}: attributes must be CelebA names with values 1 or -1, got {attributes}")
+        suites["prompt"].append(PromptCase(entry["prompt"], dict(attributes)))
+        suites["rephrasing"].append(PromptCase(entry["rephrasing"], dict(attributes)))
+    if not suites["prompt"]:
+        raise ValueError(f"{path}: no prompt pairs")
+    return suites
+
+
+def measure_rephrasing(
+    model_dir: str | Path,
+    classifier_dir: str | Path,
+    data_dir: str | Path,
+    out: str | Path,
+    prompts_file: str | Path | None = None,
+    n_prompts: int = 64,
+    n_per_prompt: int = 4,
+    seed: int = 0,
+) -> dict:
+    """Alignment of each suite (the same seeds for the same case in every suite), the gap of each to the first
+    suite, and the real test images' ceiling; writes OUT/rephrasing.json."""
+    from t2i.families import load_pipeline
+
+    pipe = load_pipeline(model_dir)
+    classifier = load_classifier(classifier_dir)
+    fractions = saved_split_fractions(model_dir)
+    if prompts_file:
+        suites = read_rephrasing_pairs(prompts_file)
+    else:
+        cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
+        suites = rephrased_suites(cases, seed)
+    result = {"suites": {}, "examples": {name: [c.prompt for c in suite[:3]] for name, suite in suites.items()}}
+    with tqdm(total=sum(len(s) for s in suites.values()) * n_per_prompt, desc="generate") as bar:
+        for name, suite in suites.items():
+            images = generate_for_suite(pipe, suite, n_per_prompt, pipe.defaults, seed, progress=bar.update)
+            predicted, _ = classifier.predict(images)
+            claims = [c.attributes for c in suite for _ in range(n_per_prompt)]
+            result["suites"][name] = score(predicted, classifier.attributes, claims)["alignment"]
+    first, cases_of_first = next(iter(result["suites"].values())), next(iter(suites.values()))
+    result["gap"] = {name: first - value for name, value in result["suites"].items()}
+    real = load_real_images(data_dir, pipe.image_size, n_train=1, seed=seed, split_fractions=fractions)
+    real_values, _ = classifier.predict(real.test_images)
+    result["real_ceiling"] = real_ceiling(classifier.attributes, real_values, real.test_captions)["alignment"]
+    result["model"], result["prompts"], result["n_per_prompt"] = str(model_dir), len(cases_of_first), n_per_prompt
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rephrasing.json").write_text(json.dumps(result, indent=2))
+    return result
