@@ -189,7 +189,7 @@ def _eval_word_swap(args):
 
     r = measure_word_swaps(
         args.model, args.classifier, args.data, args.out, args.n_prompts, args.n_per_prompt, args.seed,
-        args.swap_steps, args.self_swap_steps, args.local_blend,
+        args.swap_steps, args.self_swap_steps, args.local_blend, sampling_flags(args),
     )  # fmt: skip
     print(f"{r['prompts']} prompts x {args.n_per_prompt} seeds; new colour found: {r['changed']:.1%} "
           f"(the edited prompt alone: {r['baseline_changed']:.1%}); other attributes kept: {r['kept']:.1%} "
@@ -536,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--local-blend", action="store_true", help="keep the source wherever the swapped words do not attend"
     )
+    _add_sampling_flags(p)
     p.add_argument("--out", default="runs/eval-word-swap", help="folder for word_swap.json and word_swap.png")
     p.set_defaults(func=_eval_word_swap)
 

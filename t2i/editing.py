@@ -38,6 +38,7 @@ class Edited:
     image: Image.Image
     parameters: GenerationParameters
     source: Image.Image | None = None  # a word swap's source image (the source prompt, the same seed)
+    source_parameters: GenerationParameters | None = None  # ... and what makes it again
     attention: AttentionMaps | None = None  # where each token of the prompt looked (attention=True)
 
 
@@ -74,13 +75,17 @@ def edit_with_parameters(
         extra |= {"source_prompt": source_prompt, "swap_steps": swap_steps} | (
             {"local_blend": True} if local_blend else {}
         )
-    values = asdict(settings) | extra
-    return [
-        Edited(image, GenerationParameters(
-            prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash, pipe.family, values
-        ), source, attention_maps)
-        for k, (image, source, attention_maps) in enumerate(zip(images, sources, maps, strict=True))
-    ]  # fmt: skip
+    made = []
+    for k, (image, source, attention_maps) in enumerate(zip(images, sources, maps, strict=True)):
+        parameters = GenerationParameters(prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash,
+                                          pipe.family, asdict(settings) | extra)  # fmt: skip
+        source_parameters = None
+        if source is not None:
+            swap_keys = ("source_prompt", "swap_steps", "local_blend")
+            values = {key: v for key, v in parameters.settings.items() if key not in swap_keys}
+            source_parameters = replace(parameters, prompt=source_prompt, settings=values)
+        made.append(Edited(image, parameters, source, source_parameters, attention_maps))
+    return made
 
 
 def edit(
@@ -108,11 +113,8 @@ def edit(
     written = [stem.with_name(stem.name + "-edit.png")]
     save_png(made.image, made.parameters, written[0])
     if source_prompt is not None:
-        swap_keys = ("source_prompt", "swap_steps", "local_blend")
-        values = {k: v for k, v in made.parameters.settings.items() if k not in swap_keys}
-        parameters = replace(made.parameters, prompt=source_prompt, settings=values)
         written.append(stem.with_name(stem.name + "-source.png"))
-        save_png(made.source, parameters, written[-1])
+        save_png(made.source, made.source_parameters, written[-1])
         written.append(stem.with_name(stem.name + "-swap.png"))
         make_grid([made.source, made.image], [source_prompt, prompt], cols=2, cell=192).save(written[-1])
     return written

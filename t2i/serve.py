@@ -167,12 +167,11 @@ def setting_fields(limits: ServeLimits, defaults) -> dict:
 
 def request_model(limits: ServeLimits, pipe) -> type[BaseModel]:
     """The request body with this server's limits and the model's settings and defaults in its schema."""
-    prompt_field = Field(max_length=limits.max_prompt_chars, description="the description; '' = unconditional")
     attention = {"attention": (bool, Field(False, description="a heat map per prompt token"))}
     return create_model(
         "GenerateRequest",
         __config__=ConfigDict(extra="forbid"),
-        prompt=(Text, prompt_field),
+        prompt=(Text, Field(max_length=limits.max_prompt_chars, description="the description; '' = unconditional")),
         negative_prompt=(Text, Field("", max_length=limits.max_prompt_chars, description="what to steer away from")),
         seed=(int | None, Field(None, ge=0, le=2**32 - 1, description="seed of the first image; none = random")),
         n=(int, Field(1, ge=1, le=limits.max_images, description="number of images")),
@@ -323,7 +322,7 @@ class Worker:
             ImageOut(
                 png_base64=png_base64(m.image, m.parameters),
                 seed=m.parameters.seed,
-                source_png_base64=png_base64(m.source) if m.source else None,
+                source_png_base64=png_base64(m.source, m.source_parameters) if m.source else None,
                 attention=[
                     TokenMap(token=token, png_base64=png_base64(heat_map(m.image, weights)))
                     for token, weights in zip(m.attention.tokens, m.attention.maps, strict=True)
@@ -347,6 +346,7 @@ EDIT_FIELDS = (
 
 
 def png_base64(image: Image.Image, parameters=None) -> str:
+    """A PNG in base64, with the parameters that made it in its text chunks (heat maps have none)."""
     buffer = io.BytesIO()
     if parameters is None:
         image.save(buffer, format="PNG")

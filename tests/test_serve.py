@@ -163,6 +163,8 @@ def test_a_word_swap_returns_its_source_and_attention_maps(client):
     assert second["seed"] == 5
     assert "Source prompt: She has blond hair." in _image(second["png_base64"]).text["parameters"]
     assert _image(second["source_png_base64"]).tobytes() == _image(plain["images"][0]["png_base64"]).tobytes()
+    source_text = _image(second["source_png_base64"]).text["parameters"]
+    assert source_text.startswith("She has blond hair.\n") and "Source prompt" not in source_text
     assert [m["token"] for m in second["attention"]] == ["she", "has", "black", "hair", "."]
     assert _image(second["attention"][2]["png_base64"]).size == (32, 32)
     maps = client.post("/v1/generate", json={"prompt": "A hat.", "steps": 2, "attention": True}).json()

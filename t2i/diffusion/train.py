@@ -262,6 +262,13 @@ def train_denoiser(
     resumed = resume_state(out / "checkpoints")
     if resumed:
         checkpoint, state = resumed
+        pooled_in_checkpoint = any(k.startswith("class_embedding.") for k in state["unet"])
+        if pooled_in_checkpoint != config.unet.pooled_text:
+            raise ValueError(
+                f"{checkpoint} was trained with unet.pooled_text: {str(pooled_in_checkpoint).lower()} and the config "
+                f"says {str(config.unet.pooled_text).lower()} (runs started before the option default to false): "
+                "set it as the run had it to resume"
+            )
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])

@@ -49,14 +49,17 @@ def measure_word_swaps(
     swap_steps=SWAP_STEPS,
     self_swap_steps=0.0,
     local_blend=False,
+    settings: dict | None = None,
 ) -> dict:
     """The word-swap scores of a diffusion model on the suite's hair-colour prompts (at its default sampling
-    settings); writes OUT/word_swap.json and OUT/word_swap.png (source, edit, baseline for the first 8)."""
+    settings, or those in `settings`); writes OUT/word_swap.json and OUT/word_swap.png (source, edit, baseline
+    for the first 8)."""
     from t2i.families import load_pipeline
 
     pipe = load_pipeline(model_dir)
     if not hasattr(pipe, "mixed_precision"):
         raise ValueError(f"{model_dir}: a {pipe.family} model; word swaps take a diffusion model")
+    sampling = pipe.defaults.override(**(settings or {}))
     classifier = load_classifier(classifier_dir)
     fractions = saved_split_fractions(model_dir)  # prompts of images the model did not train on
     cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
@@ -69,7 +72,7 @@ def measure_word_swaps(
     pixels = {"edit": [], "baseline": [], "two_seeds": []}
     examples, by_attribute = [], {}  # attribute -> [edits that kept it, edits]
     for case, target, new in edits:
-        run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt"}
+        run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt", "settings": sampling}
         source = pipe(case.prompt, **run).clamp(-1, 1)
         swap = {"source_prompt": case.prompt, "swap_steps": swap_steps, "self_swap_steps": self_swap_steps,
                 "local_blend": local_blend}  # fmt: skip
@@ -105,8 +108,8 @@ def measure_word_swaps(
         "feature_distance": {k: sum(v) / len(v) for k, v in distances.items()},
         "pixel_distance": {k: sum(v) / len(v) for k, v in pixels.items()},
         "settings": {
-            "steps": pipe.defaults.steps,
-            "guidance": pipe.defaults.guidance,
+            "steps": sampling.steps,
+            "guidance": sampling.guidance,
             "swap_steps": swap_steps,
             "self_swap_steps": self_swap_steps,
             "local_blend": local_blend,

@@ -193,3 +193,11 @@ def test_batches_draw_caption_rewrites_and_token_dropout_is_seeded(tiny_cache):
     assert torch.equal(inputs[0]["encoder_hidden_states"], inputs[1]["encoder_hidden_states"])  # same seed
     dropped = 1 - inputs[0]["encoder_hidden_states"][:, :5, 0].mean()
     assert 0.2 < dropped < 0.4 and "class_labels" in inputs[0]
+
+
+def test_resuming_with_the_other_pooled_text_setting_says_so(trained_tiny, tiny_cache, tmp_path):
+    old = _config(steps=10, sample_every=100)
+    old.unet = dataclasses.replace(old.unet, pooled_text=False)  # a run started before the option existed
+    train_diffusion(old, tiny_cache, trained_tiny[0], tmp_path)
+    with pytest.raises(ValueError, match="trained with unet.pooled_text: false"):
+        train_diffusion(_config(steps=20, sample_every=100), tiny_cache, trained_tiny[0], tmp_path)
