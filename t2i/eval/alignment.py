@@ -108,10 +108,11 @@ def default_suite(
     return cases
 
 
-def read_prompt_suite(path: str | Path) -> list[PromptCase]:
-    """JSONL lines {"prompt": "...", "attributes": {"Eyeglasses": 1, "Smiling": -1}}; without "attributes",
-    they are read from the prompt with the dataset's phrase table."""
-    cases = []
+def read_prompt_lines(path: str | Path, texts: tuple[str, ...] = ("prompt",)) -> list[tuple[int, dict, dict]]:
+    """(line number, entry, attributes) of each JSONL line {"prompt": "...", (the other `texts`,) "attributes":
+    {"Eyeglasses": 1, "Smiling": -1}}; without "attributes", they are read from the prompt with the dataset's
+    phrase table. A ValueError names the file and line of anything else."""
+    entries = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -119,16 +120,22 @@ def read_prompt_suite(path: str | Path) -> list[PromptCase]:
             entry = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
-        if not isinstance(entry, dict) or not isinstance(entry.get("prompt"), str):
-            raise ValueError(f'{path}:{number}: expected {{"prompt": "...", "attributes": {{...}}}}')
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in texts):
+            shape = ", ".join(f'"{k}": "..."' for k in texts)
+            raise ValueError(f'{path}:{number}: expected {{{shape}, "attributes": {{...}}}}')
         attributes = entry.get("attributes") or attributes_in_caption(entry["prompt"])
         bad = {a: v for a, v in attributes.items() if a not in CELEBA_ATTRIBUTES or v not in (1, -1)}
         if bad:
             raise ValueError(f"{path}:{number}: attributes must be CelebA names with values 1 or -1, got {bad}")
-        cases.append(PromptCase(entry["prompt"], dict(attributes), entry.get("held_out")))
-    if not cases:
+        entries.append((number, entry, dict(attributes)))
+    if not entries:
         raise ValueError(f"{path}: no prompts")
-    return cases
+    return entries
+
+
+def read_prompt_suite(path: str | Path) -> list[PromptCase]:
+    """A prompt suite file (read_prompt_lines), each line's "held_out" kept when given."""
+    return [PromptCase(e["prompt"], attributes, e.get("held_out")) for _, e, attributes in read_prompt_lines(path)]
 
 
 def score(predicted: torch.Tensor, classifier_attributes: list[str], asserted: list[dict[str, int]]) -> dict:

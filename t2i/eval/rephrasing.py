@@ -18,12 +18,13 @@ import numpy as np
 from tqdm import tqdm
 
 from t2i.config import saved_split_fractions
-from t2i.data.captions import CELEBA_ATTRIBUTES, PHRASES, attributes_in_caption, in_rare_words, join_list
+from t2i.data.captions import PHRASES, attributes_in_caption, in_rare_words, join_list
 from t2i.eval.alignment import (
     PromptCase,
     default_suite,
     generate_for_suite,
     load_real_images,
+    read_prompt_lines,
     real_ceiling,
     score,
 )
@@ -103,25 +104,11 @@ def read_rephrasing_pairs(path: str | Path) -> dict[str, list[PromptCase]]:
     """JSONL lines {"prompt": ..., "rephrasing": ..., "attributes": {"Eyeglasses": 1, ...}} (attributes: optional,
     then read from the prompt with the dataset's phrase table) as two suites, "prompt" and "rephrasing"."""
     suites: dict[str, list[PromptCase]] = {"prompt": [], "rephrasing": []}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("prompt", "rephrasing")):
-            raise ValueError(
-                f'{path}:{number}: expected {{"prompt": "...", "rephrasing": "...", "attributes": {{...}}}}'
-            )
-        attributes = entry.get("attributes") or attributes_in_caption(entry["prompt"])
-        bad = {a: v for a, v in attributes.items() if a not in CELEBA_ATTRIBUTES or v not in (1, -1)}
-        if bad or not attributes:
-            raise ValueError(f"{path}:{number}: attributes must be CelebA names with values 1 or -1, got {attributes}")
-        suites["prompt"].append(PromptCase(entry["prompt"], dict(attributes)))
-        suites["rephrasing"].append(PromptCase(entry["rephrasing"], dict(attributes)))
-    if not suites["prompt"]:
-        raise ValueError(f"{path}: no prompt pairs")
+    for number, entry, attributes in read_prompt_lines(path, ("prompt", "rephrasing")):
+        if not attributes:
+            raise ValueError(f"{path}:{number}: no attributes given or read from the prompt: nothing to score")
+        suites["prompt"].append(PromptCase(entry["prompt"], attributes))
+        suites["rephrasing"].append(PromptCase(entry["rephrasing"], attributes))
     return suites
 
 
