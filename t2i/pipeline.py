@@ -234,22 +234,19 @@ class Text2ImagePipeline:
         ids, special, real = out["input_ids"], out["special_tokens_mask"], out["attention_mask"]
         return ids, [k for k in range(len(ids)) if real[k] and not special[k]]
 
-    def swap_alignment(self, sources: list[str], prompts: list[str], per_prompt: int) -> torch.Tensor:
-        """(images, T, T): for each edited image, which source tokens each of its tokens takes attention from."""
-        pairs = [
-            token_alignment(self.prompt_ids(a)[0], self.prompt_ids(b)[0]) for a, b in zip(sources, prompts, strict=True)
-        ]
-        return torch.stack(pairs).repeat_interleave(per_prompt, 0)
-
-    def swapped_words(self, sources: list[str], prompts: list[str], per_prompt: int) -> torch.Tensor:
-        """(2 · images, T): 1 on the tokens each source image, then each edited image, has that the other lacks."""
-        words = torch.zeros(2, len(prompts), self.text_encoder.max_tokens)
+    def word_swap(self, sources: list[str], prompts: list[str], per_prompt: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each pair of prompts tokenized once: (images, T, T), for each edited image which source tokens each of
+        its tokens takes attention from; and (2 · images, T), 1 on the tokens each source image, then each edited
+        image, has that the other lacks (the local blend's words)."""
+        alignments, words = [], torch.zeros(2, len(prompts), self.text_encoder.max_tokens)
         for k, (a, b) in enumerate(zip(sources, prompts, strict=True)):
             (a_ids, a_own), (b_ids, b_own) = self.prompt_ids(a), self.prompt_ids(b)
+            alignments.append(token_alignment(a_ids, b_ids))
             in_source, in_edit = swapped_tokens(a_ids, b_ids)  # the words only: padding shifts with the length
             words[0, k, [i for i in in_source if i in a_own]] = 1.0
             words[1, k, [i for i in in_edit if i in b_own]] = 1.0
-        return words.repeat_interleave(per_prompt, 1).flatten(0, 1)
+        words = words.repeat_interleave(per_prompt, 1).flatten(0, 1).to(self.device)
+        return torch.stack(alignments).repeat_interleave(per_prompt, 0), words
 
     def attention_maps(self, prompt: str, maps: torch.Tensor) -> AttentionMaps:
         """The maps (T, H, W) of a prompt's own tokens."""
@@ -368,13 +365,13 @@ class Text2ImagePipeline:
                 keep = (1 - F.interpolate(mask, size=size, mode="area")).repeat(copies, 1, 1, 1)
             control = None
             if sources is not None or return_attention:
-                swap = None if sources is None else self.swap_alignment(sources, prompts, num_images_per_prompt)
+                swap, words = None, None
+                if sources is not None:
+                    swap, words = self.word_swap(sources, prompts, num_images_per_prompt)
                 cross_until, self_until = int(swap_steps * len(timesteps)), int(self_swap_steps * len(timesteps))
                 control = AttentionControl(
                     copies * batch, use_cfg, size, swap, cross_until, self_until, record=return_attention or local_blend
                 )
-                if local_blend:
-                    words = self.swapped_words(sources, prompts, num_images_per_prompt).to(self.device)
 
             # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step (inpainting: then the image's
             # latent, noised to the next step, outside the mask)

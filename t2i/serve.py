@@ -403,6 +403,7 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
             "settings": settings,
             "takes_negative_prompt": pipe.takes_negative_prompt,
             "takes_edits": pipe.takes_edits,
+            "edit_defaults": {"strength": IMAGE_TO_IMAGE_STRENGTH, "swap_steps": SWAP_STEPS},  # the page's too
             "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
             "limits": vars(limits),
             "api_key_required": bool(api_key),

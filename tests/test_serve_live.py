@@ -52,16 +52,22 @@ def _loaded(driver, url):
     return wait
 
 
+def _type(driver, **fields):
+    """Replace the text of each field (by id) as a user would."""
+    from selenium.webdriver.common.by import By
+
+    for name, text in fields.items():
+        field = driver.find_element(By.ID, name)
+        field.clear()
+        field.send_keys(text)
+
+
 def test_browser_types_a_prompt_and_gets_images(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
 
     wait = _loaded(browser, server[0])
-    prompt = browser.find_element(By.ID, "prompt")
-    prompt.clear()
-    prompt.send_keys("This woman has blond hair and is wearing a hat.")
-    browser.find_element(By.ID, "steps").clear()
-    browser.find_element(By.ID, "steps").send_keys("4")
+    _type(browser, prompt="This woman has blond hair and is wearing a hat.", steps="4")
     browser.find_element(By.ID, "generate").click()
     wait.until(expected_conditions.presence_of_all_elements_located((By.CSS_SELECTOR, "#gallery figure img")))
     images = browser.find_elements(By.CSS_SELECTOR, "#gallery figure img")
@@ -84,8 +90,7 @@ def test_browser_uploads_an_image_paints_a_mask_and_gets_an_edit_with_attention(
     (tmp_path / "notes.png").write_text("not an image")
     browser.find_element(By.CSS_SELECTOR, "#edit-tools summary").click()
     browser.find_element(By.ID, "image").send_keys(str(tmp_path / "notes.png"))  # a wrong file first
-    browser.find_element(By.ID, "steps").clear()
-    browser.find_element(By.ID, "steps").send_keys("3")
+    _type(browser, steps="3")
     browser.find_element(By.ID, "generate").click()
     wait.until(lambda d: d.find_element(By.ID, "error").text)
     assert browser.find_element(By.ID, "error").text.startswith("422: image: ")  # the server's answer, shown
@@ -99,11 +104,7 @@ def test_browser_uploads_an_image_paints_a_mask_and_gets_an_edit_with_attention(
     browser.execute_script("const s = arguments[0]; s.value = 0.5; s.dispatchEvent(new Event('input'));",
                            browser.find_element(By.ID, "strength"))  # fmt: skip
     browser.find_element(By.ID, "attention").click()
-    prompt = browser.find_element(By.ID, "prompt")
-    prompt.clear()
-    prompt.send_keys("She has black hair.")
-    browser.find_element(By.ID, "n").clear()
-    browser.find_element(By.ID, "n").send_keys("1")
+    _type(browser, prompt="She has black hair.", n="1")
     browser.find_element(By.ID, "generate").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery .maps figure"))
     assert browser.find_element(By.ID, "error").text == ""

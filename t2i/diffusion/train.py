@@ -149,13 +149,16 @@ class BatchPlan:
         augment: CaptionAugmentConfig | None = None,
     ):
         self.cache, self.rows, self.seed = cache, np.asarray(rows), seed
-        self.batch_size, self.cfg_dropout, self.captions_per_image = batch_size, cfg_dropout, captions_per_image
-        self.augment = augment or CaptionAugmentConfig(rewrites=0)
+        self.batch_size, self.cfg_dropout = batch_size, cfg_dropout
+        augment = augment or CaptionAugmentConfig(rewrites=0)
+        self.row_captions = {  # rewritten once here, not in every micro-batch
+            row: with_rewrites(cache.records[row]["captions"][:captions_per_image], augment, seed) for row in rows
+        }
 
     def captions(self, row: int) -> list[str]:
         """The captions that training draws from for one image: its first `captions_per_image`, each followed by
         its rewrites (t2i.data.augment)."""
-        return with_rewrites(self.cache.records[row]["captions"][: self.captions_per_image], self.augment, self.seed)
+        return self.row_captions[row]
 
     def micro_batch(self, index: int):
         """Micro-batch `index` (counted over all processes): row ids, captions (some ""), flips."""
@@ -222,8 +225,9 @@ def train_denoiser(
     train_rows = [i for i, r in enumerate(cache.records) if r["split"] == "train"]
     if overfit_batch:
         train_rows = train_rows[: tc.batch_size]
-    augment = dataclasses.replace(config.caption_augment, rewrites=0) if overfit_batch else config.caption_augment
-    dropout = 0.0 if overfit_batch else tc.cfg_dropout
+    augment, dropout = config.caption_augment, tc.cfg_dropout
+    if overfit_batch:  # the same batch, captions and all, every step
+        augment, dropout = dataclasses.replace(augment, rewrites=0, token_dropout=0.0), 0.0
     plan = BatchPlan(cache, train_rows, tc.seed, tc.batch_size, dropout, tc.captions_per_image, augment)
     sample_prompts = list(tc.sample_prompts) or held_out_captions(cache, 8)
     text_encoder = load_text_encoder(config.text)
@@ -325,10 +329,9 @@ def train_denoiser(
         )
 
     pooled, cached = takes_pooled_text(raw_unet), None if jointly_trained else text_cache
-    token_dropout = 0.0 if overfit_batch else config.caption_augment.token_dropout
 
     def encode(captions: list[str], generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return text_inputs(captions, text_encoder, cached, pooled, device, token_dropout, generator)
+        return text_inputs(captions, text_encoder, cached, pooled, device, augment.token_dropout, generator)
 
     def micro_batches(step: int):
         """The (z0, context, generator) of each micro-batch of a step: a pure function of (seed, step, process)."""

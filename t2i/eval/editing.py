@@ -70,7 +70,7 @@ def measure_word_swaps(
     counts = {"changed": 0, "kept": 0, "others": 0, "baseline_changed": 0, "baseline_kept": 0}
     distances = {"edit": [], "baseline": [], "two_seeds": []}
     pixels = {"edit": [], "baseline": [], "two_seeds": []}
-    examples, by_attribute = [], {}  # attribute -> [edits that kept it, edits]
+    examples, by_attribute = [], {}  # attribute -> how many of each prompt's n_per_prompt edits kept it
     for case, target, new in edits:
         run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt", "settings": sampling}
         source = pipe(case.prompt, **run).clamp(-1, 1)
@@ -86,7 +86,7 @@ def measure_word_swaps(
         for a in others:
             kept = int((ve[:, index(a)] == vs[:, index(a)]).sum())
             counts["kept"] += kept
-            by_attribute[a] = [n + d for n, d in zip(by_attribute.get(a, [0, 0]), (kept, n_per_prompt), strict=True)]
+            by_attribute.setdefault(a, []).append(kept)
             counts["baseline_kept"] += int((vb[:, index(a)] == vs[:, index(a)]).sum())
         counts["others"] += len(others) * n_per_prompt
         distances["edit"] += (fe - fs).norm(dim=1).tolist()
@@ -104,7 +104,7 @@ def measure_word_swaps(
         "kept": counts["kept"] / max(counts["others"], 1),
         "baseline_changed": counts["baseline_changed"] / images,
         "baseline_kept": counts["baseline_kept"] / max(counts["others"], 1),
-        "kept_by_attribute": {a: kept / n for a, (kept, n) in sorted(by_attribute.items())},
+        "kept_by_attribute": {a: sum(k) / (len(k) * n_per_prompt) for a, k in sorted(by_attribute.items())},
         "feature_distance": {k: sum(v) / len(v) for k, v in distances.items()},
         "pixel_distance": {k: sum(v) / len(v) for k, v in pixels.items()},
         "settings": {

@@ -26,7 +26,7 @@ from t2i.eval.alignment import (
     load_real_images,
     read_prompt_lines,
     real_ceiling,
-    score,
+    summarize,
 )
 from t2i.eval.classifier import load_classifier
 
@@ -139,14 +139,13 @@ def measure_rephrasing(
         for name, suite in suites.items():
             images = generate_for_suite(pipe, suite, n_per_prompt, pipe.defaults, seed, progress=bar.update)
             predicted, _ = classifier.predict(images)
-            claims = [c.attributes for c in suite for _ in range(n_per_prompt)]
-            result["suites"][name] = score(predicted, classifier.attributes, claims)["alignment"]
-    first, cases_of_first = next(iter(result["suites"].values())), next(iter(suites.values()))
+            result["suites"][name] = summarize(suite, n_per_prompt, predicted, classifier.attributes)["alignment"]
+    first = next(iter(result["suites"].values()))
     result["gap"] = {name: first - value for name, value in result["suites"].items()}
     real = load_real_images(data_dir, pipe.image_size, n_train=1, seed=seed, split_fractions=fractions)
     real_values, _ = classifier.predict(real.test_images)
     result["real_ceiling"] = real_ceiling(classifier.attributes, real_values, real.test_captions)["alignment"]
-    result["model"], result["prompts"], result["n_per_prompt"] = str(model_dir), len(cases_of_first), n_per_prompt
+    result |= {"model": str(model_dir), "prompts": len(next(iter(suites.values()))), "n_per_prompt": n_per_prompt}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rephrasing.json").write_text(json.dumps(result, indent=2))
