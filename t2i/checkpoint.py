@@ -157,7 +157,13 @@ def resume_parts(root: str | Path, parts: dict) -> tuple[int, list]:
         return 0, []
     path, state = resumed
     for name, part in parts.items():
-        part.load_state_dict(state[name])
+        try:
+            part.load_state_dict(state[name])
+        except (RuntimeError, ValueError) as error:  # e.g. a layer the config adds or removes
+            raise ValueError(
+                f"{path}: its {name} does not fit this config; resume with the config the run started with "
+                f"({' '.join(str(error).split())[:300]})"
+            ) from error
     print(f"resumed from {path} at step {state['step']}")
     return state["step"], state["history"]
 

@@ -113,6 +113,8 @@ class CaptionAugmentConfig:
     # in other sentence shapes, with any of each attribute's phrases (configs/demo.yaml: on)
     token_dropout: float = 0.1  # diffusion: each real token of a caption is left out (of cross-attention and of
     # the sentence embedding) with this probability in a training step
+    sentence_only: float = 0.0  # diffusion with unet.pooled_text: the probability that a caption reaches the UNet
+    # through its sentence embedding alone (cross-attention sees the empty caption), so that the UNet learns to use it
 
 
 @dataclass
@@ -177,6 +179,7 @@ class TransformerConfig:
     width: int = 256  # channels of every token (the model dimension)
     layers: int = 6  # blocks of causal self-attention, cross-attention to the text, MLP
     heads: int = 4  # attention heads; must divide width
+    pooled_text: bool = True  # add the caption's sentence embedding to every position (the UNet's unet.pooled_text)
 
 
 @dataclass

@@ -121,18 +121,35 @@ def micro_batch_inputs(plan, cache, index: int, generator, scale: float, encode,
 
 
 def text_inputs(
-    captions: list[str], text_encoder, text_cache, pooled: bool, device, token_dropout: float = 0.0, generator=None
+    captions: list[str],
+    text_encoder,
+    text_cache,
+    pooled: bool,
+    device,
+    token_dropout: float = 0.0,
+    generator=None,
+    sentence_only: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """The UNet's text inputs (t2i.text.unet_condition) of `captions` on `device`: from the caption cache, or
     (`text_cache` None) from the jointly trained text encoder; with `token_dropout` p, each real token is left out
-    (its state zeroed, out of the sentence embedding's mean) with probability p, drawn from `generator`."""
-    states, mask = text_encoder.encode(captions) if text_cache is None else text_cache.with_mask(captions)
+    (its state zeroed, out of the sentence embedding's mean) with probability p; with `sentence_only` q (and
+    `pooled`), each caption's cross-attention input is the empty caption's with probability q, its sentence
+    embedding kept. Both drawn from `generator`."""
+    encode = text_encoder.encode if text_cache is None else text_cache.with_mask
+    states, mask = encode(captions)
     if token_dropout > 0:
         kept = to_device(torch.rand(mask.shape, generator=generator) >= token_dropout, mask.device)
         kept = kept | (mask.sum(1, keepdim=True) <= 2)  # "" ([CLS] [SEP]) stays the unconditional input
         mask = mask * kept
         states = states * kept.unsqueeze(-1).to(states.dtype)
-    return unet_condition(to_device(states, device), to_device(mask, device), pooled)
+    condition = unet_condition(to_device(states, device), to_device(mask, device), pooled)
+    if pooled and sentence_only > 0:  # cross-attention sees "", the time embedding still gets s(y)
+        alone = to_device(torch.rand(len(captions), generator=generator) < sentence_only, device)
+        empty = to_device(encode([""])[0], device).to(states.dtype)
+        condition["encoder_hidden_states"] = torch.where(
+            alone[:, None, None], empty, condition["encoder_hidden_states"]
+        )
+    return condition
 
 
 class BatchPlan:
@@ -331,7 +348,9 @@ def train_denoiser(
     pooled, cached = takes_pooled_text(raw_unet), None if jointly_trained else text_cache
 
     def encode(captions: list[str], generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return text_inputs(captions, text_encoder, cached, pooled, device, augment.token_dropout, generator)
+        return text_inputs(
+            captions, text_encoder, cached, pooled, device, augment.token_dropout, generator, augment.sentence_only
+        )
 
     def micro_batches(step: int):
         """The (z0, context, generator) of each micro-batch of a step: a pure function of (seed, step, process)."""

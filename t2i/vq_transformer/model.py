@@ -1,7 +1,7 @@
 """The prior over image tokens: a decoder-only transformer that reads the caption through cross-attention.
 
     tokens   the VQ autoencoder's code indices of an image in raster order, t_1 … t_N (16×16 = 256 at 64×64, f=4)
-    input    [BOS, t_1, …, t_{N−1}] + learned positions
+    input    [BOS, t_1, …, t_{N−1}] + learned positions (+ W s(y), the caption's sentence embedding: pooled_text)
     block    x += SelfAttention_causal(LN(x)) ; x += CrossAttention(LN(x), text states) ; x += MLP(LN(x))
     output   logits over the K codes at every position:  p(t_i | t_<i, y)
 
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2i.config import TransformerConfig
+from t2i.text import sentence_embedding
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -64,6 +65,10 @@ class TokenTransformer(nn.Module):
         self.bos = num_codes  # the start token's id, after the K codes
         self.token_embedding = nn.Embedding(num_codes + 1, config.width)
         self.position_embedding = nn.Parameter(torch.zeros(sequence_length, config.width))
+        self.sentence = nn.Linear(text_dim, config.width) if config.pooled_text else None
+        if self.sentence is not None:  # starts at zero: a new model starts as one without it
+            nn.init.zeros_(self.sentence.weight)
+            nn.init.zeros_(self.sentence.bias)
         self.blocks = nn.ModuleList(Block(config.width, config.heads, text_dim) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.width)
         self.head = nn.Linear(config.width, num_codes)
@@ -72,6 +77,8 @@ class TokenTransformer(nn.Module):
     def forward(self, tokens, text, text_mask, caches: list[dict] | None = None, start: int = 0) -> torch.Tensor:
         """Logits (B, T, K) for input tokens (B, T) at positions start … start + T − 1."""
         x = self.token_embedding(tokens) + self.position_embedding[start : start + tokens.shape[1]]
+        if self.sentence is not None:  # + W s(y) at every position, s(y) the same for paraphrases
+            x = x + self.sentence(sentence_embedding(text, text_mask))[:, None]
         for number, block in enumerate(self.blocks):
             x = block(x, text, text_mask, None if caches is None else caches[number])
         return self.head(self.norm(x))

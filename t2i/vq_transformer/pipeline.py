@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -74,9 +74,11 @@ class VQTransformerPipeline:
         model_dir = check_model_folder(model_dir, MODEL_FILES, "t2i vq-transformer model folder")
         config = load_config(model_dir / "t2i_config.yaml")
         vqvae, text_encoder = load_vq(model_dir / "vqvae"), load_text_encoder_of(model_dir)
-        transformer = build_transformer(config, vqvae, text_encoder.hidden_size)
-        transformer.load_state_dict(load_file(model_dir / "transformer.safetensors"))
         weights = model_dir / "transformer.safetensors"
+        state = load_file(weights)  # folders written before transformer.pooled_text existed have no sentence layer
+        config.transformer = replace(config.transformer, pooled_text="sentence.weight" in state)
+        transformer = build_transformer(config, vqvae, text_encoder.hidden_size)
+        transformer.load_state_dict(state)
         defaults = TokenSamplingSettings.of_model(model_dir)
         return cls(transformer, vqvae, text_encoder, model_dir.resolve().name, model_hash(weights), defaults).to(device)
 

@@ -194,6 +194,18 @@ def test_batches_draw_caption_rewrites_and_token_dropout_is_seeded(tiny_cache):
     dropped = 1 - inputs[0]["encoder_hidden_states"][:, :5, 0].mean()
     assert 0.2 < dropped < 0.4 and "class_labels" in inputs[0]
 
+    class Captions(Cache):  # and "" -> states of zeros
+        def with_mask(self, captions):
+            states, mask = super().with_mask(captions)
+            return states * torch.tensor([c != "" for c in captions])[:, None, None], mask
+
+    cpu, seed = torch.device("cpu"), torch.Generator().manual_seed(1)
+    both = text_inputs(["a"] * 100, None, Captions(), True, cpu)
+    sentence_only = text_inputs(["a"] * 100, None, Captions(), True, cpu, 0.0, seed, sentence_only=0.3)
+    alone = sentence_only["encoder_hidden_states"].abs().sum((1, 2)) == 0  # cross-attention sees "" ...
+    assert 0.2 < alone.float().mean() < 0.4 and torch.equal(sentence_only["class_labels"], both["class_labels"])
+    assert torch.equal(sentence_only["encoder_hidden_states"][~alone], both["encoder_hidden_states"][~alone])
+
 
 def test_resuming_with_the_other_pooled_text_setting_says_so(trained_tiny, tiny_cache, tmp_path):
     old = _config(steps=10, sample_every=100)

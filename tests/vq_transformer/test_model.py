@@ -35,6 +35,21 @@ def test_the_cache_gives_the_logits_of_the_whole_sequence():
     )
 
 
+def test_the_sentence_embedding_starts_at_zero_and_reaches_every_position():
+    torch.manual_seed(0)
+    without = TokenTransformer(TransformerConfig(width=32, layers=2, heads=2, pooled_text=False), 16, 9, 8).eval()
+    model = TokenTransformer(TransformerConfig(width=32, layers=2, heads=2), 16, 9, 8).eval()
+    missing, _ = model.load_state_dict(without.state_dict(), strict=False)
+    assert missing == ["sentence.weight", "sentence.bias"]
+    inputs, text, mask = torch.randint(0, 17, (2, 9)), torch.randn(2, 5, 8), torch.ones(2, 5)
+    assert torch.equal(model(inputs, text, mask), without(inputs, text, mask))  # zero-initialised: no change yet
+    torch.nn.init.normal_(model.sentence.weight)
+    whole = model(inputs, text, mask)
+    caches = [{} for _ in model.blocks]
+    stepwise = torch.cat([model(inputs[:, i : i + 1], text, mask, caches, start=i) for i in range(9)], 1)
+    assert torch.allclose(whole, stepwise, atol=1e-5) and not torch.allclose(whole, without(inputs, text, mask))
+
+
 def test_top_k_and_top_p_keep_the_likeliest_codes():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     assert torch.isinf(filter_logits(logits, 2, 1.0)).tolist() == [[False, False, True, True]]

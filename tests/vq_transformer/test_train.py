@@ -1,7 +1,9 @@
 import dataclasses
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from t2i.checkpoint import save_checkpoint
 from t2i.cli import main
@@ -45,6 +47,15 @@ def test_folder_generates_the_same_bytes_and_takes_its_settings(tiny_vq, tmp_pat
         pipe("a hat", settings=TokenSamplingSettings(top_p=0.0))
 
 
+def test_a_folder_from_before_the_sentence_embedding_still_generates(tiny_vq, tmp_path):
+    old = shutil.copytree(tiny_vq[0], tmp_path / "old")
+    state = load_file(old / "transformer.safetensors")
+    assert {"sentence.weight", "sentence.bias"} <= state.keys()  # new models take it (transformer.pooled_text)
+    save_file({k: v for k, v in state.items() if not k.startswith("sentence.")}, old / "transformer.safetensors")
+    pipe = load_pipeline(old)
+    assert pipe.transformer.sentence is None and pipe("a hat", output_type="pt").shape == (1, 3, 32, 32)
+
+
 def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
     _, vq, cache = tiny_vq
     config = load_config("configs/vq-tiny.yaml")
@@ -61,6 +72,12 @@ def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
         "losses.png",
         "samples-0000012.png",
     ]
+    config.transformer = dataclasses.replace(config.transformer, pooled_text=False)
+    with pytest.raises(
+        ValueError,
+        match=r"step-0000012: its model does not fit this config; resume .* Unexpected key\(s\) .*sentence.weight",
+    ):
+        train_prior(config, cache, vq, tmp_path / "resumed")
     with pytest.raises(ValueError, match="must be 'vq' for the vq-transformer family"):
         config.autoencoder.kind = "kl"
         train_prior(config, cache, vq, tmp_path / "kl")
