@@ -149,21 +149,27 @@ def resume_state(root: str | Path) -> tuple[Path, dict] | None:
     return None
 
 
-def resume_parts(root: str | Path, parts: dict) -> tuple[int, list]:
-    """Load every part (name -> anything with load_state_dict) from the newest intact checkpoint under `root`;
-    (step, history) from there, or (0, []) when there is none."""
-    resumed = resume_state(root)
-    if not resumed:
-        return 0, []
-    path, state = resumed
+def load_parts(path: Path, state: dict, parts: dict) -> None:
+    """Load every part (name -> anything with load_state_dict) from checkpoint `state`, read from `path`; a part
+    that does not fit (a layer the config adds or removes) is a ValueError naming the checkpoint and the keys."""
     for name, part in parts.items():
         try:
             part.load_state_dict(state[name])
-        except (RuntimeError, ValueError) as error:  # e.g. a layer the config adds or removes
+        except (RuntimeError, ValueError) as error:
             raise ValueError(
                 f"{path}: its {name} does not fit this config; resume with the config the run started with "
                 f"({' '.join(str(error).split())[:300]})"
             ) from error
+
+
+def resume_parts(root: str | Path, parts: dict) -> tuple[int, list]:
+    """Load every part from the newest intact checkpoint under `root` (load_parts); (step, history) from there,
+    or (0, []) when there is none."""
+    resumed = resume_state(root)
+    if not resumed:
+        return 0, []
+    path, state = resumed
+    load_parts(path, state, parts)
     print(f"resumed from {path} at step {state['step']}")
     return state["step"], state["history"]
 

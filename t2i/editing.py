@@ -68,22 +68,19 @@ def edit_with_parameters(
     made = pipe(prompt, **swap, return_attention=attention, **edits)
     images, maps = made if attention else (made, [None] * n)
     sources = pipe(source_prompt, **edits) if source_prompt is not None else [None] * n
-    extra = {"strength": strength} if image is not None else {}
+    recorded = asdict(settings) | ({"strength": strength} if image is not None else {})  # what the source shares
     if mask is not None:
-        extra["inpainted"] = True
+        recorded["inpainted"] = True
+    swapped = {}
     if source_prompt is not None:
-        extra |= {"source_prompt": source_prompt, "swap_steps": swap_steps} | (
+        swapped = {"source_prompt": source_prompt, "swap_steps": swap_steps} | (
             {"local_blend": True} if local_blend else {}
         )
     made = []
     for k, (image, source, attention_maps) in enumerate(zip(images, sources, maps, strict=True)):
         parameters = GenerationParameters(prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash,
-                                          pipe.family, asdict(settings) | extra)  # fmt: skip
-        source_parameters = None
-        if source is not None:
-            swap_keys = ("source_prompt", "swap_steps", "local_blend")
-            values = {key: v for key, v in parameters.settings.items() if key not in swap_keys}
-            source_parameters = replace(parameters, prompt=source_prompt, settings=values)
+                                          pipe.family, recorded | swapped)  # fmt: skip
+        source_parameters = None if source is None else replace(parameters, prompt=source_prompt, settings=recorded)
         made.append(Edited(image, parameters, source, source_parameters, attention_maps))
     return made
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from t2i.autoencoder.cache import LatentCache
 from t2i.autoencoder.model import load_autoencoder
-from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_state, save_checkpoint
+from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, load_parts, resume_state, save_checkpoint
 from t2i.config import CaptionAugmentConfig, Config, diffusers_schedule_name, require_family, save_config, validate
 from t2i.data.augment import with_rewrites
 from t2i.data.datasets import epoch_order
@@ -290,12 +290,8 @@ def train_denoiser(
                 f"says {str(config.unet.pooled_text).lower()} (runs started before the option default to false): "
                 "set it as the run had it to resume"
             )
-        unet.load_state_dict(state["unet"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        if jointly_trained:
-            text_encoder.load_state_dict(state["text_encoder"])
+        parts = {"unet": unet, "ema": ema, "optimizer": optimizer, "lr_schedule": lr_schedule}
+        load_parts(checkpoint, state, parts | ({"text_encoder": text_encoder} if jointly_trained else {}))
         step, history = state["step"], state["history"]
         accelerator.print(f"resumed from {checkpoint} at step {step}")
     ema.to(device)
