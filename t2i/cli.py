@@ -194,7 +194,7 @@ def _eval_word_swap(args):
     print(f"{r['prompts']} prompts x {args.n_per_prompt} seeds; new colour found: {r['changed']:.1%} "
           f"(the edited prompt alone: {r['baseline_changed']:.1%}); other attributes kept: {r['kept']:.1%} "
           f"(alone: {r['baseline_kept']:.1%})")  # fmt: skip
-    for name in ("feature_distance", "pixel_distance"):
+    for name in ("feature_distance", "feature_distance_outside_hair", "pixel_distance"):
         d = r[name]
         print(f"{name.replace('_', ' ')} to the source: edit {d['edit']:.3f}, alone {d['baseline']:.3f}, "
               f"two seeds of the source prompt {d['two_seeds']:.3f}")  # fmt: skip

@@ -165,10 +165,23 @@ def test_swapped_replaces_the_one_hair_colour_word():
     assert swapped("Black hair? No: brown hair.", {"Brown_Hair": 1, "Black_Hair": 1}) is None
 
 
+def test_outside_projects_away_exactly_what_the_logits_read():
+    from t2i.eval.editing import outside
+
+    weights = torch.randn(4, 32, generator=torch.Generator().manual_seed(0))
+    p = outside(weights)
+    f = torch.randn(5, 32, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(f @ p @ weights.T, torch.zeros(5, 4), atol=1e-5)  # the 4 logits no longer see it
+    assert torch.allclose(p @ p, p, atol=1e-5)  # a projection
+    assert torch.allclose(p.trace(), torch.tensor(28.0), atol=1e-4)  # it keeps the other 28 dimensions
+
+
 def test_word_swap_evaluation_scores_and_writes_its_files(tiny_model, tiny_classifier, tiny_faces, tmp_path):
     from t2i.eval.editing import measure_word_swaps
 
     result = measure_word_swaps(tiny_model, tiny_classifier[0], tiny_faces, tmp_path, n_prompts=24, n_per_prompt=1)
     assert result["prompts"] >= 1 and 0 <= result["changed"] <= 1 and 0 <= result["kept"] <= 1
     assert result["pixel_distance"]["two_seeds"] > 0 and result["feature_distance"]["edit"] > 0
+    outside_hair, whole = result["feature_distance_outside_hair"], result["feature_distance"]
+    assert all(0 < outside_hair[k] <= whole[k] + 1e-6 for k in whole)  # a projection never lengthens
     assert (tmp_path / "word_swap.json").is_file() and (tmp_path / "word_swap.png").is_file()

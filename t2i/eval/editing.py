@@ -7,7 +7,8 @@ The classifier (evaluation's referee) then says, per image:
     changed   the new colour is found in the edit
     kept      each other attribute the source prompt asserts is predicted as it is on the source image
     distance  ‖f(edit) − f(source)‖ in the classifier's features (and the mean pixel difference), against two
-              seeds of the source prompt
+              seeds of the source prompt; and ‖P(f(edit) − f(source))‖ with P the projection away from what
+              the hair-colour logits read, the face without the attribute the edit is meant to change
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def swapped(prompt: str, attributes: dict[str, int]) -> tuple[str, str] | None:
     colours = list(HAIR)
     new = colours[(colours.index(named[0]) + 1) % len(colours)]
     return COLOUR_WORD.sub(HAIR[new], prompt), new
+
+
+def outside(weights: torch.Tensor) -> torch.Tensor:
+    """The projection P = I − W⁺W onto the features that the logits with weight rows W (k, F) do not read:
+    W·P·f = 0 for every f, so a difference along those logits does not count in ‖P·Δf‖."""
+    return torch.eye(weights.shape[1]) - torch.linalg.pinv(weights) @ weights
 
 
 def measure_word_swaps(
@@ -69,6 +76,8 @@ def measure_word_swaps(
     index = classifier.attributes.index
     counts = {"changed": 0, "kept": 0, "others": 0, "baseline_changed": 0, "baseline_kept": 0}
     distances = {"edit": [], "baseline": [], "two_seeds": []}
+    hair_blind = {"edit": [], "baseline": [], "two_seeds": []}
+    not_hair = outside(classifier.head.weight.detach()[[index(a) for a in HAIR]])
     pixels = {"edit": [], "baseline": [], "two_seeds": []}
     examples, by_attribute = [], {}  # attribute -> how many of each prompt's n_per_prompt edits kept it
     for case, target, new in edits:
@@ -92,6 +101,8 @@ def measure_word_swaps(
         distances["edit"] += (fe - fs).norm(dim=1).tolist()
         distances["baseline"] += (fb - fs).norm(dim=1).tolist()
         distances["two_seeds"] += (fo - fs).norm(dim=1).tolist()
+        for name, f in (("edit", fe), ("baseline", fb), ("two_seeds", fo)):
+            hair_blind[name] += ((f - fs) @ not_hair).norm(dim=1).tolist()
         for name, x in (("edit", edit), ("baseline", baseline), ("two_seeds", other)):
             pixels[name] += (x - source).abs().mean((1, 2, 3)).tolist()
         if len(examples) < 8:
@@ -106,6 +117,7 @@ def measure_word_swaps(
         "baseline_kept": counts["baseline_kept"] / max(counts["others"], 1),
         "kept_by_attribute": {a: sum(k) / (len(k) * n_per_prompt) for a, k in sorted(by_attribute.items())},
         "feature_distance": {k: sum(v) / len(v) for k, v in distances.items()},
+        "feature_distance_outside_hair": {k: sum(v) / len(v) for k, v in hair_blind.items()},
         "pixel_distance": {k: sum(v) / len(v) for k, v in pixels.items()},
         "settings": {
             "steps": sampling.steps,
