@@ -75,10 +75,10 @@ def measure_word_swaps(
         raise ValueError("no prompt of the suite names a single hair colour: nothing to swap")
     index = classifier.attributes.index
     counts = {"changed": 0, "kept": 0, "others": 0, "baseline_changed": 0, "baseline_kept": 0}
-    distances = {"edit": [], "baseline": [], "two_seeds": []}
-    hair_blind = {"edit": [], "baseline": [], "two_seeds": []}
+    # to the source, for the edit, the edited prompt alone and a second seed: classifier features, the same
+    # outside the hair-colour logits' directions, pixels
+    distances, hair_blind, pixels = ({"edit": [], "baseline": [], "two_seeds": []} for _ in range(3))
     not_hair = outside(classifier.head.weight.detach()[[index(a) for a in HAIR]])
-    pixels = {"edit": [], "baseline": [], "two_seeds": []}
     examples, by_attribute = [], {}  # attribute -> how many of each prompt's n_per_prompt edits kept it
     for case, target, new in edits:
         run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt", "settings": sampling}
@@ -98,12 +98,9 @@ def measure_word_swaps(
             by_attribute.setdefault(a, []).append(kept)
             counts["baseline_kept"] += int((vb[:, index(a)] == vs[:, index(a)]).sum())
         counts["others"] += len(others) * n_per_prompt
-        distances["edit"] += (fe - fs).norm(dim=1).tolist()
-        distances["baseline"] += (fb - fs).norm(dim=1).tolist()
-        distances["two_seeds"] += (fo - fs).norm(dim=1).tolist()
-        for name, f in (("edit", fe), ("baseline", fb), ("two_seeds", fo)):
+        for name, f, x in (("edit", fe, edit), ("baseline", fb, baseline), ("two_seeds", fo, other)):
+            distances[name] += (f - fs).norm(dim=1).tolist()
             hair_blind[name] += ((f - fs) @ not_hair).norm(dim=1).tolist()
-        for name, x in (("edit", edit), ("baseline", baseline), ("two_seeds", other)):
             pixels[name] += (x - source).abs().mean((1, 2, 3)).tolist()
         if len(examples) < 8:
             examples.append((case.prompt, target, source[0], edit[0], baseline[0]))
