@@ -198,6 +198,10 @@ def _eval_word_swap(args):
         d = r[name]
         print(f"{name.replace('_', ' ')} to the source: edit {d['edit']:.3f}, alone {d['baseline']:.3f}, "
               f"two seeds of the source prompt {d['two_seeds']:.3f}")  # fmt: skip
+    ruler = r["rendered"]
+    print(f"the renderer's perfect edits (yardstick): new colour found {ruler['changed']:.1%}, kept {ruler['kept']:.1%}"
+          + "".join(f"; {name.replace('_', ' ')} {ruler[name]['edit']:.3f} (another face of the prompt "
+                    f"{ruler[name]['two_faces']:.3f})" for name in ("feature_distance", "pixel_distance")))  # fmt: skip
     print(f"word_swap.json and word_swap.png in {args.out}")
 
 

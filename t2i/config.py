@@ -89,6 +89,8 @@ class UNetConfig:
     norm_num_groups: int = 32  # GroupNorm groups; must divide every entry of channels
     pooled_text: bool = True  # add the caption's sentence embedding (mean of the text encoder's states) to the
     # time embedding, as SDXL adds its pooled text embedding: a condition that paraphrases share
+    sentence_tokens: bool = False  # the sentence embedding also as 10 extra context tokens that cross-attention
+    # reads at every resolution (diffusers' text_image_proj); token dropout never hides them
 
 
 @dataclass
@@ -111,10 +113,11 @@ class CaptionAugmentConfig:
     drop_filler: float = 0.25  # ... and drops each filler word ("this", "the", "is", ...) with this probability
     face_shapes: bool = False  # ... or, for captions in the synthetic faces' phrase table, writes their attributes
     # in other sentence shapes, with any of each attribute's phrases (configs/demo.yaml: on)
-    token_dropout: float = 0.1  # diffusion: each real token of a caption is left out (of cross-attention and of
-    # the sentence embedding) with this probability in a training step
-    sentence_only: float = 0.0  # diffusion with unet.pooled_text: the probability that a caption reaches the UNet
-    # through its sentence embedding alone (cross-attention sees the empty caption), so that the UNet learns to use it
+    token_dropout: float = 0.1  # diffusion: each real token of a caption is hidden from cross-attention with this
+    # probability in a training step (the sentence embedding stays the whole caption's: a reason to read it)
+    sentence_only: float = 0.0  # diffusion with unet.pooled_text or sentence_tokens: the probability that a caption
+    # reaches the UNet through its sentence embedding alone (cross-attention sees the empty caption), so that the
+    # UNet learns to use it
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 
-from t2i.diffusion.unet import takes_pooled_text
+from t2i.diffusion.unet import sentence_token_count, takes_pooled_text
 from t2i.families import model_family
 from t2i.pipeline import Text2ImagePipeline, make_scheduler
 from t2i.text import PretrainedTextEncoder
@@ -34,11 +34,11 @@ def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str 
         raise ValueError("diffusers' StableDiffusionPipeline needs an AutoencoderKL; this model has a VQ autoencoder")
     if not isinstance(pipe.text_encoder, PretrainedTextEncoder):
         raise ValueError("only models with a Hugging Face text encoder export; this one was trained from scratch")
-    if takes_pooled_text(pipe.unet):
+    if takes_pooled_text(pipe.unet) or sentence_token_count(pipe.unet):
         raise ValueError(
-            "this model adds the caption's sentence embedding to its time embedding (unet.pooled_text), an input "
+            "this model takes the caption's sentence embedding (unet.pooled_text or unet.sentence_tokens), an input "
             "diffusers' StableDiffusionPipeline never passes, so it would draw other images; models trained with "
-            "unet.pooled_text: false export (`t2i export --format t2i-fp16` takes either)"
+            "both false export (`t2i export --format t2i-fp16` takes either)"
         )
     text_model, tokenizer = pipe.text_encoder.model, pipe.text_encoder.tokenizer
     text_model.config.use_attention_mask = True  # diffusers passes the mask only when this is set, as t2i does

@@ -33,7 +33,7 @@ from t2i.attention import AttentionControl, AttentionMaps, controlled, swapped_t
 from t2i.autoencoder.model import load_autoencoder
 from t2i.config import TextConfig, save_config, to_dict
 from t2i.devices import autocast, resolve_precision
-from t2i.diffusion.unet import takes_pooled_text
+from t2i.diffusion.unet import denoise, sentence_token_count, takes_pooled_text
 from t2i.families import model_family
 from t2i.grid import pil_tensor, to_pil
 from t2i.model_folder import check_model_folder
@@ -192,7 +192,7 @@ class Text2ImagePipeline:
         """The UNet's text inputs (t2i.text.unet_condition) of each prompt, repeated `per_prompt` times."""
         states, mask = self.text_encoder.encode(prompts)
         states, mask = states.to(self.device, self.unet.dtype), mask.to(self.device)
-        condition = unet_condition(states, mask, takes_pooled_text(self.unet))
+        condition = unet_condition(states, mask, takes_pooled_text(self.unet), sentence_token_count(self.unet) > 0)
         return {name: value.repeat_interleave(per_prompt, 0) for name, value in condition.items()}
 
     def image_tensor(self, image, prompts: int, per_prompt: int, mask: bool = False) -> torch.Tensor:
@@ -238,20 +238,23 @@ class Text2ImagePipeline:
         """Each pair of prompts tokenized once: (images, T, T), for each edited image which source tokens each of
         its tokens takes attention from; and (2 · images, T), 1 on the tokens each source image, then each edited
         image, has that the other lacks (the local blend's words)."""
-        alignments, words = [], torch.zeros(2, len(prompts), self.text_encoder.max_tokens)
+        lead = sentence_token_count(self.unet)  # the sentence embedding's context tokens: each keeps its own A
+        alignments, words = [], torch.zeros(2, len(prompts), lead + self.text_encoder.max_tokens)
         for k, (a, b) in enumerate(zip(sources, prompts, strict=True)):
             (a_ids, a_own), (b_ids, b_own) = self.prompt_ids(a), self.prompt_ids(b)
-            alignments.append(token_alignment(a_ids, b_ids))
+            alignments.append(torch.block_diag(torch.eye(lead), token_alignment(a_ids, b_ids)))
             in_source, in_edit = swapped_tokens(a_ids, b_ids)  # the words only: padding shifts with the length
-            words[0, k, [i for i in in_source if i in a_own]] = 1.0
-            words[1, k, [i for i in in_edit if i in b_own]] = 1.0
+            words[0, k, [lead + i for i in in_source if i in a_own]] = 1.0
+            words[1, k, [lead + i for i in in_edit if i in b_own]] = 1.0
         words = words.repeat_interleave(per_prompt, 1).flatten(0, 1).to(self.device)
         return torch.stack(alignments).repeat_interleave(per_prompt, 0), words
 
     def attention_maps(self, prompt: str, maps: torch.Tensor) -> AttentionMaps:
         """The maps (T, H, W) of a prompt's own tokens."""
         ids, own = self.prompt_ids(prompt)
-        return AttentionMaps(self.text_encoder.tokenizer.convert_ids_to_tokens([ids[k] for k in own]), maps[own])
+        lead = sentence_token_count(self.unet)
+        tokens = self.text_encoder.tokenizer.convert_ids_to_tokens([ids[k] for k in own])
+        return AttentionMaps(tokens, maps[[lead + k for k in own]])
 
     @torch.no_grad()
     def __call__(
@@ -290,7 +293,8 @@ class Text2ImagePipeline:
         `self_swap_steps`; with `local_blend`, the edit keeps the source's latent wherever the swapped words do not
         attend (prompt-to-prompt's LocalBlend, t2i.attention). `return_attention`: returns (images, maps), maps
         one AttentionMaps per image: a map per prompt token (cross-attention averaged over heads, layers and
-        steps, at the image's size; at every pixel the maps of all `max_tokens` positions sum to 1)."""
+        steps, at the image's size; at every pixel the maps of all `max_tokens` positions, and of the sentence
+        embedding's tokens where the UNet has them, sum to 1)."""
         max_steps = self.scheduler_config["num_train_timesteps"]
         if num_inference_steps is not None and not (
             isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= max_steps
@@ -380,7 +384,7 @@ class Text2ImagePipeline:
                 for step, t in enumerate(timesteps, 1):
                     model_input = torch.cat([latents] * 2) if use_cfg else latents
                     model_input = sampler.scale_model_input(model_input, t)
-                    eps = self.unet(model_input, t, **(context if use_cfg else cond)).sample.float()
+                    eps = denoise(self.unet, model_input, t, context if use_cfg else cond).float()
                     if use_cfg:
                         eps_uncond, eps_cond = eps.chunk(2)
                         eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)

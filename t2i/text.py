@@ -107,12 +107,23 @@ def sentence_embedding(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return torch.nn.functional.normalize(mean, dim=-1)
 
 
-def unet_condition(states: torch.Tensor, mask: torch.Tensor, pooled: bool) -> dict[str, torch.Tensor]:
-    """The UNet's text inputs: the token states τθ(y) it cross-attends to, and (`pooled`, unet.pooled_text)
-    the sentence embedding it adds to its time embedding."""
+def unet_condition(
+    states: torch.Tensor,
+    mask: torch.Tensor,
+    pooled: bool,
+    sentence_tokens: bool = False,
+    sentence: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The UNet's text inputs (t2i.diffusion.unet.denoise passes them): the token states τθ(y) it cross-attends
+    to, and the sentence embedding s(y) (`sentence`, default that of `states`) that it adds to its time embedding
+    (`pooled`, unet.pooled_text) and makes context tokens of (`sentence_tokens`, unet.sentence_tokens)."""
     condition = {"encoder_hidden_states": states}
+    if pooled or sentence_tokens:
+        sentence = sentence_embedding(states, mask) if sentence is None else sentence
     if pooled:
-        condition["class_labels"] = sentence_embedding(states, mask)
+        condition["class_labels"] = sentence
+    if sentence_tokens:
+        condition["image_embeds"] = sentence
     return condition
 
 

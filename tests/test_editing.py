@@ -19,6 +19,24 @@ def pipe(tiny_model):
 
 
 @pytest.fixture(scope="module")
+def tokens_pipe(tiny_model):
+    """The tiny model with a UNet that also takes the sentence embedding as context tokens (unet.sentence_tokens):
+    its own weights, the new projection at its initialization."""
+    import dataclasses
+
+    from t2i.config import load_config
+    from t2i.diffusion.unet import build_unet
+
+    pipe = Text2ImagePipeline.from_pretrained(tiny_model)
+    config = load_config(Path(tiny_model) / "t2i_config.yaml")
+    unet = build_unet(dataclasses.replace(config.unet, sentence_tokens=True), 4, pipe.unet.config.sample_size, 384)
+    missing, unexpected = unet.load_state_dict(pipe.unet.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("encoder_hid_proj.") for k in missing)
+    pipe.unet, pipe.mixed_precision = unet.eval(), "no"
+    return pipe
+
+
+@pytest.fixture(scope="module")
 def source(pipe):
     return pipe(PROMPT, seed=3, num_inference_steps=4, output_type="pt").clamp(-1, 1)
 
@@ -54,7 +72,9 @@ def test_inpainting_keeps_the_latent_outside_the_mask(pipe, source, scheduler):
     # (decoded, the seam spreads: the tiny decoder's receptive field spans most of its 8×8 latent)
 
 
-def test_attention_maps_one_per_prompt_token(pipe):
+@pytest.mark.parametrize("unet", ["token states", "sentence tokens too"])
+def test_attention_maps_one_per_prompt_token(request, unet):
+    pipe = request.getfixturevalue("pipe" if unet == "token states" else "tokens_pipe")
     images, maps = pipe([PROMPT, "A man."], seed=1, num_inference_steps=3, return_attention=True)
     assert len(images) == len(maps) == 2
     tokens = pipe.text_encoder.tokenizer.tokenize(PROMPT)
@@ -64,7 +84,10 @@ def test_attention_maps_one_per_prompt_token(pipe):
     assert maps[1].tokens == ["a", "man", "."]
 
 
-def test_word_swap(pipe, source):
+@pytest.mark.parametrize("unet", ["token states", "sentence tokens too"])
+def test_word_swap(request, unet):
+    pipe = request.getfixturevalue("pipe" if unet == "token states" else "tokens_pipe")
+    source = pipe(PROMPT, seed=3, num_inference_steps=4, output_type="pt").clamp(-1, 1)
     edited = "This woman has black hair and wears eyeglasses."
     plain = pipe(edited, seed=3, num_inference_steps=4, output_type="pt")
     without = pipe(edited, source_prompt=PROMPT, swap_steps=0.0, seed=3, num_inference_steps=4, output_type="pt")
@@ -185,3 +208,18 @@ def test_word_swap_evaluation_scores_and_writes_its_files(tiny_model, tiny_class
     outside_hair, whole = result["feature_distance_outside_hair"], result["feature_distance"]
     assert all(0 < outside_hair[k] <= whole[k] + 1e-6 for k in whole)  # a projection never lengthens
     assert (tmp_path / "word_swap.json").is_file() and (tmp_path / "word_swap.png").is_file()
+    ruler = result["rendered"]  # the renderer's perfect edits change the hair, not the face
+    assert ruler["pixel_distance"]["edit"] < ruler["pixel_distance"]["two_faces"] and 0 <= ruler["kept"] <= 1
+
+
+def test_the_renderers_swaps_draw_the_same_face_with_another_hair_colour():
+    from t2i.eval.alignment import PromptCase
+    from t2i.eval.editing import rendered_swaps
+
+    case = PromptCase("This woman has blond hair and is smiling.", {"Blond_Hair": 1, "Smiling": 1, "Male": -1})
+    same, _, _ = rendered_swaps([(case, case.prompt, "Blond_Hair")] * 2, 2, seed=4, size=32)
+    source, edit, other = rendered_swaps([(case, "... black hair ...", "Black_Hair")] * 2, 2, seed=4, size=32)
+    assert source.shape == (4, 3, 32, 32) and torch.equal(source, same)  # seeded
+    assert torch.equal(rendered_swaps([(case, case.prompt, "Blond_Hair")], 2, 4, 32)[1], source[:2])  # no change
+    changed = (edit - source).abs().amax(1) > 0  # pixels the new colour touches: the hair's, not the face's
+    assert 0 < changed.float().mean() < 0.5 and (other - source).abs().mean() > (edit - source).abs().mean()

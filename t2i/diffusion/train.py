@@ -34,11 +34,11 @@ from t2i.data.augment import with_rewrites
 from t2i.data.datasets import epoch_order
 from t2i.devices import fits_on_device, process_state, resolve_precision, to_device, use_fast_gpu_math
 from t2i.diffusion.text_cache import TextEmbeddingCache
-from t2i.diffusion.unet import build_unet, takes_pooled_text
+from t2i.diffusion.unet import build_unet, denoise, sentence_token_count, takes_pooled_text
 from t2i.grid import make_grid, to_pil
 from t2i.pipeline import Text2ImagePipeline, save_model_config
 from t2i.plots import plot_losses
-from t2i.text import load_text_encoder, unet_condition
+from t2i.text import load_text_encoder, sentence_embedding, unet_condition
 
 TIMESTEP_BUCKETS = 5
 
@@ -79,7 +79,7 @@ def diffusion_loss(
     else:
         target = noise_scheduler.get_velocity(z0, noise, t)  # v = √ᾱ_t ε − √(1−ᾱ_t) z0
     with autocast():
-        prediction = unet(z_t, t, **context).sample
+        prediction = denoise(unet, z_t, t, context)
     per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean((1, 2, 3))
     alphas_cumprod = noise_scheduler.alphas_cumprod.to(t.device)[t]  # on the device since add_noise: no copy
     snr = alphas_cumprod / (1 - alphas_cumprod)  # SNR_t = ᾱ_t / (1 − ᾱ_t)
@@ -129,21 +129,25 @@ def text_inputs(
     token_dropout: float = 0.0,
     generator=None,
     sentence_only: float = 0.0,
+    sentence_tokens: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The UNet's text inputs (t2i.text.unet_condition) of `captions` on `device`: from the caption cache, or
     (`text_cache` None) from the jointly trained text encoder; with `token_dropout` p, each real token is left out
-    (its state zeroed, out of the sentence embedding's mean) with probability p; with `sentence_only` q (and
-    `pooled`), each caption's cross-attention input is the empty caption's with probability q, its sentence
+    of cross-attention (its state zeroed) with probability p, while the sentence embedding stays the whole
+    caption's, so that the UNet has a reason to read it; with `sentence_only` q (and `pooled` or
+    `sentence_tokens`), each caption's token states are the empty caption's with probability q, its sentence
     embedding kept. Both drawn from `generator`."""
     encode = text_encoder.encode if text_cache is None else text_cache.with_mask
     states, mask = encode(captions)
+    sentence = sentence_embedding(states, mask) if pooled or sentence_tokens else None
     if token_dropout > 0:
         kept = to_device(torch.rand(mask.shape, generator=generator) >= token_dropout, mask.device)
         kept = kept | (mask.sum(1, keepdim=True) <= 2)  # "" ([CLS] [SEP]) stays the unconditional input
-        mask = mask * kept
         states = states * kept.unsqueeze(-1).to(states.dtype)
-    condition = unet_condition(to_device(states, device), to_device(mask, device), pooled)
-    if pooled and sentence_only > 0:  # cross-attention sees "", the time embedding still gets s(y)
+    if sentence is not None:
+        sentence = to_device(sentence, device)
+    condition = unet_condition(to_device(states, device), to_device(mask, device), pooled, sentence_tokens, sentence)
+    if sentence is not None and sentence_only > 0:  # cross-attention sees "", s(y) still reaches the UNet
         alone = to_device(torch.rand(len(captions), generator=generator) < sentence_only, device)
         empty = to_device(encode([""])[0], device).to(states.dtype)
         condition["encoder_hidden_states"] = torch.where(
@@ -283,13 +287,14 @@ def train_denoiser(
     resumed = resume_state(out / "checkpoints")
     if resumed:
         checkpoint, state = resumed
-        pooled_in_checkpoint = any(k.startswith("class_embedding.") for k in state["unet"])
-        if pooled_in_checkpoint != config.unet.pooled_text:
-            raise ValueError(
-                f"{checkpoint} was trained with unet.pooled_text: {str(pooled_in_checkpoint).lower()} and the config "
-                f"says {str(config.unet.pooled_text).lower()} (runs started before the option default to false): "
-                "set it as the run had it to resume"
-            )
+        for option, prefix in (("pooled_text", "class_embedding."), ("sentence_tokens", "encoder_hid_proj.")):
+            in_checkpoint, in_config = any(k.startswith(prefix) for k in state["unet"]), getattr(config.unet, option)
+            if in_checkpoint != in_config:
+                raise ValueError(
+                    f"{checkpoint} was trained with unet.{option}: {str(in_checkpoint).lower()} and the config says "
+                    f"{str(in_config).lower()} (runs started before the option default to false): set it as the run "
+                    "had it to resume"
+                )
         parts = {"unet": unet, "ema": ema, "optimizer": optimizer, "lr_schedule": lr_schedule}
         load_parts(checkpoint, state, parts | ({"text_encoder": text_encoder} if jointly_trained else {}))
         step, history = state["step"], state["history"]
@@ -341,12 +346,14 @@ def train_denoiser(
             out / "samples" / f"samples-{step:07d}.png"
         )
 
-    pooled, cached = takes_pooled_text(raw_unet), None if jointly_trained else text_cache
+    pooled, tokens = takes_pooled_text(raw_unet), sentence_token_count(raw_unet) > 0
+    cached = None if jointly_trained else text_cache
 
     def encode(captions: list[str], generator: torch.Generator) -> dict[str, torch.Tensor]:
         return text_inputs(
-            captions, text_encoder, cached, pooled, device, augment.token_dropout, generator, augment.sentence_only
-        )
+            captions, text_encoder, cached, pooled, device, augment.token_dropout, generator, augment.sentence_only,
+            tokens,
+        )  # fmt: skip
 
     def micro_batches(step: int):
         """The (z0, context, generator) of each micro-batch of a step: a pure function of (seed, step, process)."""

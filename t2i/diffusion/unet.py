@@ -10,7 +10,9 @@ from t2i.config import UNetConfig
 
 def build_unet(config: UNetConfig, latent_channels: int, latent_size: int, cross_attention_dim: int):
     """An untrained UNet; cross-attention width = the text encoder's hidden size. The sentence embedding's
-    projection (pooled_text) starts at zero, so a new UNet starts as one without it and learns how much to use."""
+    projection (pooled_text) starts at zero, so a new UNet starts as one without it and learns how much to use.
+    With sentence_tokens the sentence embedding also becomes 10 context tokens ahead of the caption's (diffusers'
+    text_image_proj, Kandinsky 2.1's way in for its image embedding; both through a learned linear layer)."""
     if len(config.channels) != len(config.attention):
         raise ValueError("unet.channels and unet.attention need one entry per level")
     if any(c % config.norm_num_groups or c % config.attention_head_dim for c in config.channels):
@@ -31,6 +33,9 @@ def build_unet(config: UNetConfig, latent_channels: int, latent_size: int, cross
         # pooled_text: class_labels = the sentence embedding, through Linear-SiLU-Linear, + the time embedding
         class_embed_type="projection" if config.pooled_text else None,
         projection_class_embeddings_input_dim=cross_attention_dim if config.pooled_text else None,
+        # sentence_tokens: context = [W_s s(y) as 10 tokens; W_t τθ(y)]
+        encoder_hid_dim_type="text_image_proj" if config.sentence_tokens else None,
+        encoder_hid_dim=cross_attention_dim if config.sentence_tokens else None,
     )
     if config.pooled_text:
         torch.nn.init.zeros_(unet.class_embedding.linear_2.weight)
@@ -42,3 +47,20 @@ def takes_pooled_text(unet) -> bool:
     """Whether a UNet adds the sentence embedding to its time embedding (read from its own config, so model
     folders written before `pooled_text` existed keep working)."""
     return unet.config.class_embed_type == "projection"
+
+
+def sentence_token_count(unet) -> int:
+    """How many context tokens ahead of the caption's the UNet makes of the sentence embedding (0: none)."""
+    return unet.encoder_hid_proj.num_image_text_embeds if unet.config.encoder_hid_dim_type == "text_image_proj" else 0
+
+
+def denoise(unet, z_t: torch.Tensor, t, condition: dict[str, torch.Tensor]) -> torch.Tensor:
+    """εθ(z_t, t, τθ(y)) for the text inputs of t2i.text.unet_condition, passed as diffusers' UNet takes them."""
+    sentence = {"image_embeds": condition["image_embeds"]} if "image_embeds" in condition else None
+    return unet(
+        z_t,
+        t,
+        encoder_hidden_states=condition["encoder_hidden_states"],
+        class_labels=condition.get("class_labels"),
+        added_cond_kwargs=sentence,
+    ).sample

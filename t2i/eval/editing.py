@@ -9,16 +9,22 @@ The classifier (evaluation's referee) then says, per image:
     distance  ‖f(edit) − f(source)‖ in the classifier's features (and the mean pixel difference), against two
               seeds of the source prompt; and ‖P(f(edit) − f(source))‖ with P the projection away from what
               the hair-colour logits read, the face without the attribute the edit is meant to change
+The same scores for the synthetic renderer's own swaps are the yardstick: faces drawn with what each prompt
+asserts, each drawn again with only its hair colour changed (the same draws otherwise: a perfect edit), against
+a second face of the prompt.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from t2i.data.synthetic import render_face, sample_attributes
 from t2i.eval.alignment import default_suite, saved_split_fractions
 from t2i.eval.classifier import load_classifier
 from t2i.grid import make_grid, to_pil
@@ -43,6 +49,64 @@ def outside(weights: torch.Tensor) -> torch.Tensor:
     """The projection P = I − W⁺W onto the features that the logits with weight rows W (k, F) do not read:
     W·P·f = 0 for every f, so a difference along those logits does not count in ‖P·Δf‖."""
     return torch.eye(weights.shape[1]) - torch.linalg.pinv(weights) @ weights
+
+
+def rendered_swaps(edits: list, per_prompt: int, seed: int, size: int) -> tuple[torch.Tensor, ...]:
+    """(sources, perfect edits, second faces), each (len(edits) · per_prompt, 3, size, size) in [-1, 1]: for each
+    (case, edited prompt, new colour), faces the renderer draws with everything the case asserts, the same faces
+    with the new hair colour instead of the old (every other draw the same), and other faces of the case."""
+
+    def face(asserted: dict[str, int], rng: np.random.Generator) -> dict[str, int]:
+        for _ in range(100_000):  # attributes as the renderer draws them, kept when they agree with the prompt
+            attributes = sample_attributes(rng)
+            if all(attributes[a] == v for a, v in asserted.items()):
+                return attributes
+        raise ValueError(f"the renderer draws no face with {asserted}")
+
+    def pixels(image) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+
+    drawn: tuple[list, list, list] = ([], [], [])
+    for k, (case, _, new) in enumerate(edits):
+        for j in range(per_prompt):
+            rng = np.random.default_rng([seed, k, j])
+            attributes = face(case.attributes, rng)
+            old = next(a for a in HAIR if attributes[a] == 1)
+            edited = attributes | {old: -1, new: 1}
+            drawn[0].append(pixels(render_face(attributes, copy.deepcopy(rng), size)))
+            drawn[1].append(pixels(render_face(edited, rng, size)))  # the same draws as the source's
+            drawn[2].append(pixels(render_face(face(case.attributes, rng), rng, size)))
+    return tuple(torch.stack(images) for images in drawn)
+
+
+def swap_scores(classifier, edits: list, per_prompt: int, source, edit, references: dict) -> dict:
+    """The classifier's scores of edits (`per_prompt` images of each of `edits` in order, as `source`): the new
+    colour found, each other asserted attribute as on the source (overall and per attribute), and the distances
+    to the source of the edit and of each reference image set (features, features outside the hair-colour logits'
+    directions, pixels)."""
+    index = classifier.attributes.index
+    (vs, fs), (ve, fe) = classifier.predict(source), classifier.predict(edit)
+    features = {"edit": fe} | {name: classifier.predict(x)[1] for name, x in references.items()}
+    pixels = {"edit": edit} | references
+    new = torch.tensor([index(attribute) for _, _, attribute in edits]).repeat_interleave(per_prompt)
+    by_attribute: dict[str, list[float]] = {}  # attribute -> per image: kept it or not
+    for k, (case, _, _) in enumerate(edits):
+        rows = slice(k * per_prompt, (k + 1) * per_prompt)
+        for a in case.attributes:
+            if a in classifier.attributes and a not in HAIR:
+                by_attribute.setdefault(a, []).extend((ve[rows, index(a)] == vs[rows, index(a)]).tolist())
+    not_hair = outside(classifier.head.weight.detach()[[index(a) for a in HAIR]])
+    everything = [kept for values in by_attribute.values() for kept in values]
+    return {
+        "changed": (ve.gather(1, new[:, None]) == 1).float().mean().item(),
+        "kept": sum(everything) / max(len(everything), 1),
+        "kept_by_attribute": {a: sum(v) / len(v) for a, v in sorted(by_attribute.items())},
+        "feature_distance": {name: (f - fs).norm(dim=1).mean().item() for name, f in features.items()},
+        "feature_distance_outside_hair": {
+            name: ((f - fs) @ not_hair).norm(dim=1).mean().item() for name, f in features.items()
+        },
+        "pixel_distance": {name: (x - source).abs().mean((1, 2, 3)).mean().item() for name, x in pixels.items()},
+    }
 
 
 def measure_word_swaps(
@@ -73,49 +137,39 @@ def measure_word_swaps(
     edits = [(c, *s) for c in cases if (s := swapped(c.prompt, c.attributes))]
     if not edits:
         raise ValueError("no prompt of the suite names a single hair colour: nothing to swap")
-    index = classifier.attributes.index
-    counts = {"changed": 0, "kept": 0, "others": 0, "baseline_changed": 0, "baseline_kept": 0}
-    # to the source, for the edit, the edited prompt alone and a second seed: classifier features, the same
-    # outside the hair-colour logits' directions, pixels
-    distances, hair_blind, pixels = ({"edit": [], "baseline": [], "two_seeds": []} for _ in range(3))
-    not_hair = outside(classifier.head.weight.detach()[[index(a) for a in HAIR]])
-    examples, by_attribute = [], {}  # attribute -> how many of each prompt's n_per_prompt edits kept it
-    for case, target, new in edits:
+    # per prompt: the source, its word-swapped edit, the edited prompt alone and a second seed of the source
+    drawn: dict[str, list[torch.Tensor]] = {"source": [], "edit": [], "baseline": [], "two_seeds": []}
+    examples = []
+    for case, target, _ in edits:
         run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt", "settings": sampling}
-        source = pipe(case.prompt, **run).clamp(-1, 1)
         swap = {"source_prompt": case.prompt, "swap_steps": swap_steps, "self_swap_steps": self_swap_steps,
                 "local_blend": local_blend}  # fmt: skip
-        edit = pipe(target, **swap, **run).clamp(-1, 1)
-        baseline = pipe(target, **run).clamp(-1, 1)
-        other = pipe(case.prompt, **run | {"seed": seed + 1000}).clamp(-1, 1)
-        (vs, fs), (ve, fe), (vb, fb), (_, fo) = (classifier.predict(x) for x in (source, edit, baseline, other))
-        others = [a for a in case.attributes if a in classifier.attributes and a not in HAIR]
-        counts["changed"] += int((ve[:, index(new)] == 1).sum())
-        counts["baseline_changed"] += int((vb[:, index(new)] == 1).sum())
-        for a in others:
-            kept = int((ve[:, index(a)] == vs[:, index(a)]).sum())
-            counts["kept"] += kept
-            by_attribute.setdefault(a, []).append(kept)
-            counts["baseline_kept"] += int((vb[:, index(a)] == vs[:, index(a)]).sum())
-        counts["others"] += len(others) * n_per_prompt
-        for name, f, x in (("edit", fe, edit), ("baseline", fb, baseline), ("two_seeds", fo, other)):
-            distances[name] += (f - fs).norm(dim=1).tolist()
-            hair_blind[name] += ((f - fs) @ not_hair).norm(dim=1).tolist()
-            pixels[name] += (x - source).abs().mean((1, 2, 3)).tolist()
+        images = {
+            "source": pipe(case.prompt, **run),
+            "edit": pipe(target, **swap, **run),
+            "baseline": pipe(target, **run),
+            "two_seeds": pipe(case.prompt, **run | {"seed": seed + 1000}),
+        }
+        for name, x in images.items():
+            drawn[name].append(x.clamp(-1, 1))
         if len(examples) < 8:
-            examples.append((case.prompt, target, source[0], edit[0], baseline[0]))
-    images = len(edits) * n_per_prompt
+            examples.append((case.prompt, target, *(drawn[name][-1][0] for name in ("source", "edit", "baseline"))))
+    model = {name: torch.cat(x) for name, x in drawn.items()}
+    scores = swap_scores(classifier, edits, n_per_prompt, model["source"], model["edit"],
+                         {"baseline": model["baseline"], "two_seeds": model["two_seeds"]})  # fmt: skip
+    alone = swap_scores(classifier, edits, n_per_prompt, model["source"], model["baseline"], {})
+    source, edit, other = rendered_swaps(edits, n_per_prompt, seed, pipe.image_size)
+    rendered = swap_scores(classifier, edits, n_per_prompt, source, edit, {"two_faces": other})
+    del rendered["kept_by_attribute"]
     result = {
         "prompts": len(edits),
-        "images": images,
-        "changed": counts["changed"] / images,
-        "kept": counts["kept"] / max(counts["others"], 1),
-        "baseline_changed": counts["baseline_changed"] / images,
-        "baseline_kept": counts["baseline_kept"] / max(counts["others"], 1),
-        "kept_by_attribute": {a: sum(k) / (len(k) * n_per_prompt) for a, k in sorted(by_attribute.items())},
-        "feature_distance": {k: sum(v) / len(v) for k, v in distances.items()},
-        "feature_distance_outside_hair": {k: sum(v) / len(v) for k, v in hair_blind.items()},
-        "pixel_distance": {k: sum(v) / len(v) for k, v in pixels.items()},
+        "images": len(edits) * n_per_prompt,
+        "changed": scores.pop("changed"),
+        "kept": scores.pop("kept"),
+        "baseline_changed": alone["changed"],
+        "baseline_kept": alone["kept"],
+        **scores,
+        "rendered": rendered,
         "settings": {
             "steps": sampling.steps,
             "guidance": sampling.guidance,

@@ -207,6 +207,24 @@ def test_batches_draw_caption_rewrites_and_token_dropout_is_seeded(tiny_cache):
     assert torch.equal(sentence_only["encoder_hidden_states"][~alone], both["encoder_hidden_states"][~alone])
 
 
+def test_token_dropout_hides_words_from_cross_attention_but_not_from_the_sentence_embedding():
+    from t2i.diffusion.train import text_inputs
+
+    states, mask = torch.randn(4, 8, 6), torch.ones(4, 8, dtype=torch.long)
+
+    class Cache:
+        def with_mask(self, captions):
+            return states, mask
+
+    cpu, seed = torch.device("cpu"), torch.Generator().manual_seed(2)
+    full = text_inputs(["a"] * 4, None, Cache(), True, cpu, sentence_tokens=True)
+    dropped = text_inputs(["a"] * 4, None, Cache(), True, cpu, 0.5, seed, sentence_tokens=True)
+    assert not torch.equal(dropped["encoder_hidden_states"], states)
+    assert torch.equal(dropped["class_labels"], full["class_labels"]) and torch.equal(
+        dropped["image_embeds"], full["class_labels"]
+    )
+
+
 def test_resuming_with_the_other_pooled_text_setting_says_so(trained_tiny, tiny_cache, tmp_path):
     old = _config(steps=10, sample_every=100)
     old.unet = dataclasses.replace(old.unet, pooled_text=False)  # a run started before the option existed

@@ -4,7 +4,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from t2i.config import load_config
-from t2i.diffusion.unet import build_unet, takes_pooled_text
+from t2i.diffusion.unet import build_unet, denoise, sentence_token_count, takes_pooled_text
 from t2i.text import unet_condition
 
 
@@ -49,6 +49,25 @@ def test_the_sentence_embedding_reaches_the_time_embedding_and_can_be_left_out()
     assert sum(p.numel() for p in unet.parameters()) - sum(p.numel() for p in plain.parameters()) < 0.2 * sum(
         p.numel() for p in plain.parameters()
     )
+
+
+@torch.no_grad()
+def test_sentence_tokens_reach_cross_attention():
+    unet, latent, config = _unet("tiny")
+    assert not config.unet.sentence_tokens and sentence_token_count(unet) == 0  # off by default
+    config.unet = dataclasses.replace(config.unet, pooled_text=False, sentence_tokens=True)
+    unet = build_unet(config.unet, 4, latent, 384)
+    assert sentence_token_count(unet) == 10 and not takes_pooled_text(unet)
+    states, mask, z, t = (
+        torch.randn(2, 40, 384),
+        torch.ones(2, 40),
+        torch.randn(2, 4, latent, latent),
+        torch.tensor([9, 9]),
+    )
+    condition = unet_condition(states, mask, False, True)
+    assert condition.keys() == {"encoder_hidden_states", "image_embeds"}
+    other = unet_condition(states, mask, False, True, sentence=torch.randn(2, 384))  # the same tokens, another s(y)
+    assert not torch.allclose(denoise(unet, z, t, condition), denoise(unet, z, t, other))
 
 
 def test_celebahq256_on_the_meta_device(capsys):
