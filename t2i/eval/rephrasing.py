@@ -122,8 +122,8 @@ def measure_rephrasing(
     n_per_prompt: int = 4,
     seed: int = 0,
 ) -> dict:
-    """Alignment of each suite (the same seeds for the same case in every suite), the gap of each to the first
-    suite, and the real test images' ceiling; writes OUT/rephrasing.json."""
+    """Alignment of each suite (the same seeds for the same case in every suite; overall and per attribute), the
+    gap of each to the first suite, and the real test images' ceiling; writes OUT/rephrasing.json."""
     from t2i.families import load_pipeline
 
     pipe = load_pipeline(model_dir)
@@ -134,12 +134,14 @@ def measure_rephrasing(
     else:
         cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
         suites = rephrased_suites(cases, seed)
-    result = {"suites": {}, "examples": {name: [c.prompt for c in suite[:3]] for name, suite in suites.items()}}
+    result = {"suites": {}, "per_attribute": {}}
+    result["examples"] = {name: [c.prompt for c in suite[:3]] for name, suite in suites.items()}
     with tqdm(total=sum(len(s) for s in suites.values()) * n_per_prompt, desc="generate") as bar:
         for name, suite in suites.items():
             images = generate_for_suite(pipe, suite, n_per_prompt, pipe.defaults, seed, progress=bar.update)
             predicted, _ = classifier.predict(images)
-            result["suites"][name] = summarize(suite, n_per_prompt, predicted, classifier.attributes)["alignment"]
+            summary = summarize(suite, n_per_prompt, predicted, classifier.attributes)
+            result["suites"][name], result["per_attribute"][name] = summary["alignment"], summary["per_attribute"]
     first = next(iter(result["suites"].values()))
     result["gap"] = {name: first - value for name, value in result["suites"].items()}
     real = load_real_images(data_dir, pipe.image_size, n_train=1, seed=seed, split_fractions=fractions)

@@ -45,3 +45,8 @@ def test_rephrasing_measurement_writes_its_scores(tiny_model, tiny_classifier, t
     assert list(result["suites"]) == ["template", "held_out_shapes", "synonyms"]
     assert all(0 <= v <= 1 for v in result["suites"].values()) and result["gap"]["template"] == 0
     assert 0 < result["real_ceiling"] <= 1 and (tmp_path / "rephrasing.json").is_file()
+    per_attribute = result["per_attribute"]  # the same attributes asked in each suite's words
+    assert (
+        list(per_attribute) == list(result["suites"])
+        and per_attribute["template"].keys() == per_attribute["synonyms"].keys()
+    )
