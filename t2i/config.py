@@ -373,6 +373,7 @@ def validate(config: Config) -> None:
         ("caption_augment.rewrites", 0 <= config.caption_augment.rewrites <= 16, "must be 0 to 16"),
         ("caption_augment.drop_filler", 0 <= config.caption_augment.drop_filler < 1, "must be in [0, 1)"),
         ("caption_augment.token_dropout", 0 <= config.caption_augment.token_dropout < 1, "must be in [0, 1)"),
+        ("caption_augment.sentence_only", 0 <= config.caption_augment.sentence_only <= 1, "must be in [0, 1]"),
         ("diffusion_training.ema_decay", 0 <= dt.ema_decay <= 1, "must be in [0, 1]"),
         (
             "diffusion_training.sample_steps",

@@ -160,7 +160,6 @@ def measure_word_swaps(
     alone = swap_scores(classifier, edits, n_per_prompt, model["source"], model["baseline"], {})
     source, edit, other = rendered_swaps(edits, n_per_prompt, seed, pipe.image_size)
     rendered = swap_scores(classifier, edits, n_per_prompt, source, edit, {"two_faces": other})
-    del rendered["kept_by_attribute"]
     result = {
         "prompts": len(edits),
         "images": len(edits) * n_per_prompt,

@@ -21,6 +21,7 @@ from t2i.config import load_config
         ("data:\n  image_size: 30\n", r"data.image_size must be a multiple of 16"),
         ("diffusion_training:\n  lr: .nan\n", r"diffusion_training.lr: expected a number, got nan"),
         ("diffusion_training:\n  cfg_dropout: 1.5\n", r"diffusion_training.cfg_dropout must be in \[0, 1\)"),
+        ("caption_augment:\n  sentence_only: -0.1\n", r"caption_augment.sentence_only must be in \[0, 1\]"),
         ("autoencoder:\n  kind: vqgan\n", r"autoencoder.kind must be 'kl' or 'vq'"),
         ("unet:\n  attention: [true]\n", r"unet.attention must have one entry per unet.channels entry"),
         ("data: [1, 2]\n", r"data: expected a mapping"),
