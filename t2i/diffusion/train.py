@@ -139,13 +139,11 @@ def text_inputs(
     embedding kept. Both drawn from `generator`."""
     encode = text_encoder.encode if text_cache is None else text_cache.with_mask
     states, mask = encode(captions)
-    sentence = sentence_embedding(states, mask) if pooled or sentence_tokens else None
+    sentence = to_device(sentence_embedding(states, mask), device) if pooled or sentence_tokens else None
     if token_dropout > 0:
         kept = to_device(torch.rand(mask.shape, generator=generator) >= token_dropout, mask.device)
         kept = kept | (mask.sum(1, keepdim=True) <= 2)  # "" ([CLS] [SEP]) stays the unconditional input
         states = states * kept.unsqueeze(-1).to(states.dtype)
-    if sentence is not None:
-        sentence = to_device(sentence, device)
     condition = unet_condition(to_device(states, device), to_device(mask, device), pooled, sentence_tokens, sentence)
     if sentence is not None and sentence_only > 0:  # cross-attention sees "", s(y) still reaches the UNet
         alone = to_device(torch.rand(len(captions), generator=generator) < sentence_only, device)

@@ -27,7 +27,7 @@ import torch
 from t2i.data.synthetic import render_face, sample_attributes
 from t2i.eval.alignment import default_suite, saved_split_fractions
 from t2i.eval.classifier import load_classifier
-from t2i.grid import make_grid, to_pil
+from t2i.grid import make_grid, pil_tensor, to_pil
 from t2i.settings import SWAP_STEPS
 
 HAIR = {"Black_Hair": "black", "Blond_Hair": "blond", "Brown_Hair": "brown", "Gray_Hair": "gray"}
@@ -63,9 +63,6 @@ def rendered_swaps(edits: list, per_prompt: int, seed: int, size: int) -> tuple[
                 return attributes
         raise ValueError(f"the renderer draws no face with {asserted}")
 
-    def pixels(image) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
-
     drawn: tuple[list, list, list] = ([], [], [])
     for k, (case, _, new) in enumerate(edits):
         for j in range(per_prompt):
@@ -73,9 +70,9 @@ def rendered_swaps(edits: list, per_prompt: int, seed: int, size: int) -> tuple[
             attributes = face(case.attributes, rng)
             old = next(a for a in HAIR if attributes[a] == 1)
             edited = attributes | {old: -1, new: 1}
-            drawn[0].append(pixels(render_face(attributes, copy.deepcopy(rng), size)))
-            drawn[1].append(pixels(render_face(edited, rng, size)))  # the same draws as the source's
-            drawn[2].append(pixels(render_face(face(case.attributes, rng), rng, size)))
+            drawn[0].append(pil_tensor(render_face(attributes, copy.deepcopy(rng), size), size) * 2 - 1)
+            drawn[1].append(pil_tensor(render_face(edited, rng, size), size) * 2 - 1)  # the same draws as the source's
+            drawn[2].append(pil_tensor(render_face(face(case.attributes, rng), rng, size), size) * 2 - 1)
     return tuple(torch.stack(images) for images in drawn)
 
 
@@ -144,16 +141,13 @@ def measure_word_swaps(
         run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt", "settings": sampling}
         swap = {"source_prompt": case.prompt, "swap_steps": swap_steps, "self_swap_steps": self_swap_steps,
                 "local_blend": local_blend}  # fmt: skip
-        images = {
-            "source": pipe(case.prompt, **run),
-            "edit": pipe(target, **swap, **run),
-            "baseline": pipe(target, **run),
-            "two_seeds": pipe(case.prompt, **run | {"seed": seed + 1000}),
-        }
-        for name, x in images.items():
-            drawn[name].append(x.clamp(-1, 1))
+        source, edit = pipe(case.prompt, **run).clamp(-1, 1), pipe(target, **swap, **run).clamp(-1, 1)
+        baseline = pipe(target, **run).clamp(-1, 1)
+        other = pipe(case.prompt, **run | {"seed": seed + 1000}).clamp(-1, 1)
+        for images, x in zip(drawn.values(), (source, edit, baseline, other), strict=True):
+            images.append(x)
         if len(examples) < 8:
-            examples.append((case.prompt, target, *(drawn[name][-1][0] for name in ("source", "edit", "baseline"))))
+            examples.append((case.prompt, target, source[0], edit[0], baseline[0]))
     model = {name: torch.cat(x) for name, x in drawn.items()}
     scores = swap_scores(classifier, edits, n_per_prompt, model["source"], model["edit"],
                          {"baseline": model["baseline"], "two_seeds": model["two_seeds"]})  # fmt: skip
