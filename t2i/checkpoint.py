@@ -75,20 +75,29 @@ def _fsync(path: Path) -> None:
 
 
 def save_checkpoint(root: str | Path, step: int, state: dict, keep: int = 3) -> Path:
-    """Write `state` (nested dicts/lists of tensors and JSON values) as checkpoint `step`; keep the last `keep`."""
+    """Write `state` (nested dicts/lists of tensors and JSON values) as checkpoint `step`; keep the last `keep`.
+    A write that fails (a full disk) removes its temporary folder and is an OSError naming the disk."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:07d}"
     tmp = root / f".tmp-{PREFIX}{step:07d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    tensors: dict[str, torch.Tensor] = {}
-    skeleton = _flatten(state, tensors, "s")
-    save_file(tensors, tmp / "tensors.safetensors")
-    _fsync(tmp / "tensors.safetensors")
-    meta = {"step": step, "sha256": _sha256(tmp / "tensors.safetensors"), "state": skeleton}
-    (tmp / "state.json").write_text(json.dumps(meta))
-    _fsync(tmp / "state.json")
+    try:
+        tmp.mkdir()
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = _flatten(state, tensors, "s")
+        save_file(tensors, tmp / "tensors.safetensors")
+        _fsync(tmp / "tensors.safetensors")
+        meta = {"step": step, "sha256": _sha256(tmp / "tensors.safetensors"), "state": skeleton}
+        (tmp / "state.json").write_text(json.dumps(meta))
+        _fsync(tmp / "state.json")
+    except Exception as error:  # OSError, or safetensors' own error type for the same full disk
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(root).free / 2**20
+        raise OSError(
+            f"could not write checkpoint {final} ({error}); {free:.0f} MiB free on the disk of {root}. The "
+            "checkpoints before it are intact: free space and re-run the same command to resume"
+        ) from None
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -98,10 +107,12 @@ def save_checkpoint(root: str | Path, step: int, state: dict, keep: int = 3) -> 
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:
+    """The checkpoint folders under `root`, oldest first (by step number: step-10000000 after step-9999999)."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
@@ -135,6 +146,7 @@ def resume_state(root: str | Path) -> tuple[Path, dict] | None:
     A corrupt checkpoint is renamed `corrupt-<name>` (kept for inspection) and the next older one is tried;
     when checkpoints exist but none verifies, a ValueError says so rather than silently starting over."""
     checkpoints = list_checkpoints(root)
+    set_aside = Path(root).is_dir() and any(Path(root).glob(f"corrupt-{PREFIX}*"))
     for path in reversed(checkpoints):
         try:
             return path, load_checkpoint(path)
@@ -143,7 +155,7 @@ def resume_state(root: str | Path) -> tuple[Path, dict] | None:
             shutil.rmtree(aside, ignore_errors=True)
             os.replace(path, aside)
             log.warning("%s; set it aside as %s and trying the checkpoint before it", error, aside)
-    if checkpoints:
+    if checkpoints or set_aside:  # also on the re-run after this error: never a silent start from step 0
         raise ValueError(f"no intact checkpoint in {root} (the corrupt ones are kept as corrupt-step-*): "
                          "move them away to start the run over")  # fmt: skip
     return None

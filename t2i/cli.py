@@ -364,10 +364,18 @@ def _serve(args):
     from t2i.serve import ServeLimits, serve
 
     limits = ServeLimits(
-        args.max_steps, args.max_images, args.max_prompt_chars, args.max_queue, args.timeout, args.max_body_bytes,
-        args.read_timeout, args.max_upload_bytes, args.max_upload_pixels,
-    )  # fmt: skip
-    serve(args.model, args.host, args.port, args.api_key or os.environ.get("T2I_API_KEY"), limits)
+        max_steps=args.max_steps,
+        max_images=args.max_images,
+        max_prompt_chars=args.max_prompt_chars,
+        max_queue=args.max_queue,
+        timeout_s=args.timeout,
+        max_body_bytes=args.max_body_bytes,
+        read_timeout_s=args.read_timeout,
+        max_upload_bytes=args.max_upload_bytes,
+        max_upload_pixels=args.max_upload_pixels,
+    )
+    key = args.api_key if args.api_key is not None else os.environ.get("T2I_API_KEY")
+    serve(args.model, args.host, args.port, key, limits)
 
 
 def _add_evaluation_inputs(p: argparse.ArgumentParser) -> None:

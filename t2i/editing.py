@@ -19,15 +19,35 @@ from t2i.grid import make_grid
 from t2i.settings import SWAP_STEPS
 
 
+MAX_PIXELS = 4096 * 4096  # an image to edit, width × height: 48 MB once decoded to RGB
+MAX_ASPECT = 4  # ... its long side at most this many times its short side (the short side is resized to the
+# model's size before the centre crop: an 8×2,097,152 image would grow to 64×16,777,216)
+
+
+def size_problem(width: int, height: int, max_pixels: int = MAX_PIXELS, max_aspect: float = MAX_ASPECT) -> str | None:
+    """Why an image of this size is not edited (None: it is), read from its header before anything is decoded."""
+    if width * height > max_pixels:
+        return f"{width}×{height} pixels: over the limit of {max_pixels} pixels"
+    if max(width, height) > max_aspect * min(width, height):
+        return f"{width}×{height} pixels: one side over {max_aspect:g}× the other (the image is centre-cropped)"
+    return None
+
+
 def read_image(path: str | Path, flag: str = "--image") -> Image.Image:
-    """An image file as RGB (or a clear ValueError naming the flag)."""
+    """An image file as RGB (or a clear ValueError naming the flag): its size checked from the header first."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{flag} {path}: no such file")
     try:
-        image, _ = open_rgb(path)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ValueError(f"{flag} {path}: not an image this program can read ({error})") from None
+        with Image.open(path) as header:
+            problem = size_problem(*header.size)
+        image = None if problem else open_rgb(path)[0]
+    except Image.DecompressionBombError as error:
+        problem = str(error)
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError) as error:
+        problem = f"not an image this program can read ({error})"
+    if problem:
+        raise ValueError(f"{flag} {path}: {problem}")
     return image
 
 

@@ -17,9 +17,9 @@ denoising step; a request whose client has gone away is dropped at the next step
 read, the API key is checked (in constant time, on the header's bytes) and the body's size is bounded;
 the request head and body each must arrive within `read_timeout_s`. Errors never echo the input back.
 Requests name no files: the model (of any family, t2i.families) is fixed when the server starts. Uploaded
-images are bounded in bytes (and /v1/edit's body limit grows by two of them) and in pixels (read from the
-header, before decoding), and only PNG, JPEG, WebP, BMP and GIF are opened; anything else is a 422 naming
-the field.
+images are bounded in bytes (and /v1/edit's body limit grows by two of them), in pixels and in aspect ratio (read
+from the header), and decoded only when their request runs, after the queue was checked; only PNG, JPEG, WebP, BMP
+and GIF are opened; anything else is a 422 naming the field.
 """
 
 import asyncio
@@ -45,7 +45,7 @@ from PIL import Image
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from t2i.data.check import open_rgb
-from t2i.editing import Edited, edit_with_parameters, heat_map
+from t2i.editing import MAX_ASPECT, MAX_PIXELS, Edited, edit_with_parameters, heat_map, size_problem
 from t2i.families import load_pipeline, trained_parameters
 from t2i.generate import generate_with_parameters, save_png
 from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEPS
@@ -63,7 +63,8 @@ class ServeLimits:
     max_body_bytes: int = 64 * 1024  # request body; larger ones get 413 before they are read
     read_timeout_s: float = 10.0  # for the request head, and again for the body, to arrive; then 408 / closed
     max_upload_bytes: int = 4 * 1024 * 1024  # an uploaded image or mask file (before base64)
-    max_upload_pixels: int = 4096 * 4096  # its width × height
+    max_upload_pixels: int = MAX_PIXELS  # its width × height
+    max_upload_aspect: float = MAX_ASPECT  # its long side over its short side
 
     def body_limit(self, path: str) -> int:
         """The largest body a route takes: /v1/edit's has room for an image and a mask in base64."""
@@ -110,9 +111,39 @@ Text = Annotated[str, AfterValidator(_unicode)]
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 
 
-def read_upload(text: str, limits: ServeLimits, mask: bool = False) -> Image.Image:
-    """An uploaded image file in base64 (or a data: URL) as RGB; a mask as grey levels, 255 = repaint, its
-    transparent parts kept (0). A ValueError says what is wrong (pydantic answers it as a 422 naming the field)."""
+class BadUpload(ValueError):
+    """An upload that passed its header's checks and then failed to decode: a 422 naming its field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+
+
+@dataclass
+class Upload:
+    """An uploaded image file whose header passed the checks. It is decoded only when its request runs, one at a
+    time, so that the requests waiting in the queue hold bytes, not pixels."""
+
+    field: str
+    data: bytes
+    size: tuple[int, int]
+
+    def decode(self) -> Image.Image:
+        """RGB; a mask as grey levels, 255 = repaint, its transparent parts kept (0)."""
+        try:
+            if self.field == "mask":
+                with Image.open(io.BytesIO(self.data), formats=UPLOAD_FORMATS) as image:
+                    rgba = image.convert("RGBA")
+                grey, alpha = rgba.convert("L"), rgba.getchannel("A")
+                return Image.composite(grey, Image.new("L", grey.size, 0), alpha)  # transparent: kept
+            return open_rgb(io.BytesIO(self.data))[0]
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+            raise BadUpload(self.field, "a damaged image file: it could not be decoded") from None
+
+
+def read_upload(text: str, limits: ServeLimits, field: str) -> Upload:
+    """An uploaded image file in base64 (or a data: URL), its format and size read from the header and checked.
+    A ValueError says what is wrong (pydantic answers it as a 422 naming the field)."""
     if text.startswith("data:"):
         header, _, text = text.partition(",")
         if not header.endswith(";base64"):
@@ -127,25 +158,20 @@ def read_upload(text: str, limits: ServeLimits, mask: bool = False) -> Image.Ima
         raise ValueError(f"image file over {limits.max_upload_bytes} bytes")
     try:
         with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as header:
-            width, height = header.size
-    except (OSError, ValueError, SyntaxError):
+            size = header.size
+    except Image.DecompressionBombError:
+        raise ValueError(f"over the limit of {limits.max_upload_pixels} pixels (a decompression bomb)") from None
+    except (OSError, ValueError, SyntaxError, EOFError):
         raise ValueError(f"not an image file of a format taken here ({', '.join(UPLOAD_FORMATS)})") from None
-    if width * height > limits.max_upload_pixels:
-        raise ValueError(f"{width}×{height} pixels: over the limit of {limits.max_upload_pixels} pixels")
-    try:
-        if mask:
-            with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as image:
-                rgba = image.convert("RGBA")
-            grey, alpha = rgba.convert("L"), rgba.getchannel("A")
-            return Image.composite(grey, Image.new("L", grey.size, 0), alpha)  # transparent: kept
-        return open_rgb(io.BytesIO(data))[0]
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-        raise ValueError("a damaged image file: it could not be decoded") from None
+    problem = size_problem(*size, limits.max_upload_pixels, limits.max_upload_aspect)
+    if problem:
+        raise ValueError(problem)
+    return Upload(field, data, size)
 
 
-def upload_field(limits: ServeLimits, description: str, mask: bool = False):
-    def read(text: str) -> Image.Image:
-        return read_upload(text, limits, mask)
+def upload_field(limits: ServeLimits, description: str, field: str):
+    def read(text: str) -> Upload:
+        return read_upload(text, limits, field)
 
     return Annotated[str, AfterValidator(read)] | None, Field(None, description=description)
 
@@ -187,8 +213,8 @@ def edit_request_model(limits: ServeLimits, generate_request: type[BaseModel]) -
     return create_model(
         "EditRequest",
         __base__=generate_request,
-        image=upload_field(limits, "the image to start from: a PNG, JPEG, WebP, BMP or GIF file in base64"),
-        mask=upload_field(limits, "where to repaint (white) and keep (black or transparent); the image's size", True),
+        image=upload_field(limits, "the image to start from: a PNG, JPEG, WebP, BMP or GIF file in base64", "image"),
+        mask=upload_field(limits, "where to repaint (white) and keep (black or transparent); the image's size", "mask"),
         strength=(float | None, Field(None, ge=0, le=1, allow_inf_nan=False, description=strength)),
         source_prompt=(Text | None, Field(None, max_length=limits.max_prompt_chars, description="the swap's source")),
         local_blend=(bool, Field(False, description="keep the source wherever the swapped words do not attend")),
@@ -205,7 +231,7 @@ def edit_problem(body: dict) -> dict | None:
         ("strength", body["strength"] is not None and image is None, "strength needs an image"),
         ("local_blend", body["local_blend"] and body["source_prompt"] is None, "local_blend needs a source_prompt"),
         ("mask", mask is not None and image is not None and mask.size != image.size,
-         f"the mask must have the image's size ({image.width}×{image.height})" if image else ""),
+         f"the mask must have the image's size ({image.size[0]}×{image.size[1]})" if image else ""),
     ]  # fmt: skip
     for field, wrong, message in problems:
         if wrong:
@@ -309,6 +335,7 @@ class Worker:
 
         check(0, 0)  # waited too long in the queue, or the client left while waiting
         try:
+            body = {k: v.decode() if isinstance(v, Upload) else v for k, v in body.items()}
             settings = dataclasses.replace(self.pipe.defaults, **{k: body[k] for k in self.settings})
             request = (self.pipe, body["prompt"], body["negative_prompt"], body["n"], body["seed"], settings, check)
             if self.pipe.takes_edits:
@@ -361,7 +388,14 @@ async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
     gone.set()
 
 
+def check_api_key(api_key: str | None) -> None:
+    """An empty key would serve without one, silently: refused."""
+    if api_key is not None and not api_key.strip():
+        raise ValueError("the API key (--api-key or T2I_API_KEY) is empty: give one, or leave it unset to serve without")
+
+
 def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = None):
+    check_api_key(api_key)
     limits = limits or ServeLimits()
     worker = Worker(pipe)
     GenerateRequest = request_model(limits, pipe)
@@ -438,6 +472,8 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
             raise HTTPException(503, message, headers={"Retry-After": "5"}) from None
         except ClientGone:
             raise HTTPException(499, "client closed the request") from None  # nobody reads this answer
+        except BadUpload as error:
+            raise HTTPException(422, error.detail) from None
         finally:
             watcher.cancel()
             worker.in_system -= 1
@@ -457,7 +493,7 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
     async def edit(body: EditRequest, request: Request) -> GenerateResponse:  # type: ignore[valid-type]
         if not pipe.takes_edits:
             raise HTTPException(400, f"the loaded model is a {pipe.family} model: editing needs a diffusion model")
-        uploads = {"image": body.image, "mask": body.mask}  # decoded images, not the str their schema shows
+        uploads = {"image": body.image, "mask": body.mask}  # checked Uploads, not the str their schema shows
         parameters = body.model_dump(exclude=set(uploads)) | uploads
         problem = edit_problem(parameters)
         if problem:
@@ -476,6 +512,7 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 7860, api_
     import uvicorn
 
     limits = limits or ServeLimits()
+    check_api_key(api_key)  # before the model loads
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach this machine can use the server"
               + ("" if api_key else " (no --api-key set)"))  # fmt: skip

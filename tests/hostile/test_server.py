@@ -84,7 +84,7 @@ UPLOADS = {
 def test_bad_uploads_are_422_naming_the_field(pipe, field, upload):
     client = TestClient(create_app(pipe, ServeLimits(max_steps=2, max_upload_bytes=1000, max_upload_pixels=64 * 64)))
     text, message = UPLOADS[upload]
-    good = base64.b64encode(_file(Image.new("RGB", (32, 32)))).decode()
+    good = base64.b64encode(_file(Image.new("RGB", (40, 40)))).decode()  # the truncated PNG's size
     body = {"prompt": "a hat", "steps": 1, "image": good} | {field: text}
     response = client.post("/v1/edit", json=body)
     assert response.status_code == 422, response.text
@@ -171,3 +171,55 @@ def test_slow_heads_and_bodies_are_closed(server):
         assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:100]
         connection.close()
     assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares its size (1-bit grey) and holds no pixel data: what a decompression bomb shows first."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [((8, 2_097_152), "one side over 4× the other"), ((1, 16_777_216), "one side over 4× the other"),
+     ((20_000, 20_000), "decompression bomb"), ((5000, 5000), "over the limit of 16777216 pixels")],
+)  # fmt: skip
+def test_bombs_are_refused_from_their_header(pipe, size, message):
+    client = TestClient(create_app(pipe, ServeLimits(max_steps=2)))
+    body = {"prompt": "a hat", "steps": 1, "image": base64.b64encode(_png_header(*size)).decode()}
+    response = client.post("/v1/edit", json=body)
+    assert response.status_code == 422, response.text
+    [detail] = response.json()["detail"]
+    assert detail["loc"][-1] == "image" and message in detail["msg"]
+
+
+def test_uploads_are_decoded_only_when_their_request_runs(pipe, monkeypatch):
+    import threading
+
+    from t2i import serve
+
+    decoded = []
+
+    def decode(upload):
+        decoded.append(threading.current_thread().name)
+        return Image.new("RGB", upload.size)
+
+    monkeypatch.setattr(serve.Upload, "decode", decode)
+    image = base64.b64encode(_file(Image.new("RGB", (32, 32)))).decode()
+    upload = serve.read_upload(image, ServeLimits(), "image")
+    assert upload.size == (32, 32) and decoded == []  # validation reads the header only
+    client = TestClient(create_app(pipe, ServeLimits(max_steps=2)))
+    response = client.post("/v1/edit", json={"prompt": "a hat", "steps": 1, "image": image})
+    assert response.status_code == 200 and len(decoded) == 1 and decoded[0].startswith("generate")
+
+
+def test_an_empty_api_key_is_refused(pipe):
+    for key in ("", "  "):
+        with pytest.raises(ValueError, match="API key .* is empty"):
+            create_app(pipe, api_key=key)
