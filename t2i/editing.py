@@ -18,7 +18,6 @@ from t2i.generate import GenerationParameters, save_png, slug
 from t2i.grid import make_grid
 from t2i.settings import SWAP_STEPS
 
-
 MAX_PIXELS = 4096 * 4096  # an image to edit, width × height: 48 MB once decoded to RGB
 MAX_ASPECT = 4  # ... its long side at most this many times its short side (the short side is resized to the
 # model's size before the centre crop: an 8×2,097,152 image would grow to 64×16,777,216)

@@ -391,7 +391,7 @@ async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
 def check_api_key(api_key: str | None) -> None:
     """An empty key would serve without one, silently: refused."""
     if api_key is not None and not api_key.strip():
-        raise ValueError("the API key (--api-key or T2I_API_KEY) is empty: give one, or leave it unset to serve without")
+        raise ValueError("the API key (--api-key or T2I_API_KEY) is empty: give one, or unset it to serve without")
 
 
 def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = None):
