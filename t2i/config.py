@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -236,6 +237,17 @@ def diffusers_schedule_name(lr_schedule: str, section: str) -> str:
     return LR_SCHEDULES[lr_schedule]
 
 
+MAX_WIDTH = 4096  # bound on image sizes and channel widths: beyond it a model fails to build after minutes of setup
+MAX_SEED = 2**32 - 1  # the largest seed numpy's and torch's generators both take
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 2, 4, 4, 80, 80
+
+
+def _shown(value) -> str:
+    """A value as an error message shows it: cut short, whatever its size."""
+    return _SHOWN.repr(value)
+
+
 _TYPES = {  # a field's type -> (does a value have it, how to say it)
     bool: (lambda v: isinstance(v, bool), "true or false"),
     int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
@@ -251,7 +263,7 @@ def _typed(value, hint, where: str):
         return None if value is None else _typed(value, next(a for a in args if a is not type(None)), where)
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
+            raise ValueError(f"{where}: expected a list, got {_shown(value)}")
         if args[-1] is Ellipsis:
             return tuple(_typed(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
@@ -261,21 +273,21 @@ def _typed(value, hint, where: str):
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+            raise ValueError(f"{where}: expected a number, got {_shown(value)}") from None
     ok, expected = _TYPES[hint]
     if not ok(value):
-        raise ValueError(f"{where}: expected {expected}, got {value!r}")
+        raise ValueError(f"{where}: expected {expected}, got {_shown(value)}")
     return float(value) if hint is float else value
 
 
 def from_dict(cls, values: dict, where: str):
     """A dataclass from a mapping (a YAML or JSON file's), every value type-checked; `where` names the source."""
     if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected a mapping, got {values!r}")
+        raise ValueError(f"{where}: expected a mapping, got {_shown(values)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(fields)
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(fields)}")
+        raise ValueError(f"{where}: unknown field(s) {_shown(sorted(map(str, unknown)))}; known: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
@@ -302,7 +314,7 @@ def validate(config: Config) -> None:
         f, why = 1, f"the UNet's {unet_factor}x downsampling"
     rules = [
         ("family", config.family in FAMILIES, f"must be one of {list(FAMILIES)}"),
-        ("data.image_size", d.image_size >= 8, "must be >= 8"),
+        ("data.image_size", 8 <= d.image_size <= MAX_WIDTH, f"must be between 8 and {MAX_WIDTH}"),
         (
             "data.split_fractions",
             all(x >= 0 for x in d.split_fractions)
@@ -310,12 +322,12 @@ def validate(config: Config) -> None:
             and d.split_fractions[0] > 0,
             "must be 3 fractions >= 0 that sum to 1, the first (train) > 0",
         ),
-        ("data.num_workers", d.num_workers >= 0, "must be >= 0"),
+        ("data.num_workers", 0 <= d.num_workers <= 256, "must be between 0 and 256"),
         ("autoencoder.kind", a.kind in ("kl", "vq"), "must be 'kl' or 'vq'"),
         (
             "autoencoder.channels",
-            2 <= len(a.channels) <= 5 and min(a.channels) > 0,
-            "must list 2 to 5 positive widths (downsampling f = 2, 4, 8 or 16)",
+            2 <= len(a.channels) <= 5 and 0 < min(a.channels) and max(a.channels) <= MAX_WIDTH,
+            f"must list 2 to 5 widths from 1 to {MAX_WIDTH} (downsampling f = 2, 4, 8 or 16)",
         ),
         (
             "autoencoder.norm_num_groups",
@@ -323,7 +335,7 @@ def validate(config: Config) -> None:
             "must divide every entry of autoencoder.channels",
         ),
         ("autoencoder.layers_per_block", a.layers_per_block >= 1, "must be >= 1"),
-        ("autoencoder.latent_channels", a.latent_channels >= 1, "must be >= 1"),
+        ("autoencoder.latent_channels", 1 <= a.latent_channels <= MAX_WIDTH, f"must be between 1 and {MAX_WIDTH}"),
         ("autoencoder.num_vq_embeddings", a.num_vq_embeddings >= 2, "must be >= 2"),
         (
             "data.image_size",
@@ -338,10 +350,18 @@ def validate(config: Config) -> None:
             "must be >= 1 and divide text.scratch_width",
         ),
         ("text.scratch_layers", tx.scratch_layers >= 1, "must be >= 1"),
-        ("unet.channels", len(u.channels) >= 1 and min(u.channels) > 0, "must list positive widths"),
+        (
+            "unet.channels",
+            len(u.channels) >= 1 and 0 < min(u.channels) and max(u.channels) <= MAX_WIDTH,
+            f"must list widths from 1 to {MAX_WIDTH}",
+        ),
         ("unet.attention", len(u.attention) == len(u.channels), "must have one entry per unet.channels entry"),
         ("unet.layers_per_block", u.layers_per_block >= 1, "must be >= 1"),
-        ("unet.attention_head_dim", u.attention_head_dim >= 1, "must be >= 1"),
+        (
+            "unet.attention_head_dim",
+            u.attention_head_dim >= 1 and all(c % u.attention_head_dim == 0 for c in u.channels),
+            "must be >= 1 and divide every entry of unet.channels",
+        ),
         (
             "unet.norm_num_groups",
             u.norm_num_groups > 0 and all(c % u.norm_num_groups == 0 for c in u.channels),
@@ -387,6 +407,10 @@ def validate(config: Config) -> None:
         ("autoencoder_training.disc_layers", at.disc_layers >= 1, "must be >= 1"),
         ("autoencoder_training.scale_samples", at.scale_samples >= 1, "must be >= 1"),
     ]
+    for section in ("autoencoder_training", "diffusion_training", "gan_training", "transformer_training"):
+        for name in ("seed", "sample_seed"):
+            value = getattr(getattr(config, section), name, 0)
+            rules.append((f"{section}.{name}", 0 <= value <= MAX_SEED, f"must be between 0 and {MAX_SEED}"))
     if config.family == "gan":
         size = d.image_size
         rules += [
@@ -479,6 +503,38 @@ def require_family(config: Config, family: str) -> None:
         raise ValueError(f"this config is for the {config.family} family: train it with `t2i train {command}`")
 
 
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_DEPTH = 20
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """YAML as configs take it: no aliases (a few hundred bytes of them expand to gigabytes), no duplicate keys
+    (the last one would win without a word), at most MAX_CONFIG_DEPTH levels deep."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not taken in a config", mark)
+        if self.depth >= MAX_CONFIG_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_CONFIG_DEPTH} levels", mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key if isinstance(key, str) else id(key_node))
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path) -> Config:
     """Read a YAML config; missing sections and fields take their defaults, unknown ones are an error.
 
@@ -486,8 +542,10 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes: a config is at most {MAX_CONFIG_BYTES}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=ConfigLoader)  # noqa: S506 (a SafeLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

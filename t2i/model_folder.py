@@ -1,16 +1,18 @@
 """What a saved model folder must hold, checked before any library loads it, so that a missing, truncated
-or damaged file is one clear error naming it rather than a traceback from deep inside diffusers."""
+or damaged file (weights that are NaN or infinite included: they draw black images) is one clear error naming it
+rather than a traceback from deep inside diffusers."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
 
 
 def check_model_folder(folder: str | Path, files: list[str], what: str = "model folder") -> Path:
-    """Each of `files` (relative to `folder`) exists; .json files parse; .safetensors headers cover their data."""
+    """Each of `files` (relative to `folder`) exists; .json files parse; .safetensors files read, every value finite."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} not found: {folder}")
@@ -18,13 +20,19 @@ def check_model_folder(folder: str | Path, files: list[str], what: str = "model 
     if missing:
         raise FileNotFoundError(f"{folder}: not a complete {what} (missing {', '.join(missing)})")
     for name in files:
-        path = folder / name
+        path, not_finite = folder / name, None
         try:
             if path.suffix == ".json":
                 json.loads(path.read_text(encoding="utf-8"))
             elif path.suffix == ".safetensors":
                 with safe_open(path, "pt") as f:
-                    f.keys()
+                    not_finite = next((key for key in f.keys() if not _finite(f.get_tensor(key))), None)
         except Exception as error:  # JSON, Unicode and safetensors' own error types
             raise ValueError(f"{folder}: damaged {what}: {name} cannot be read ({error})") from None
+        if not_finite:
+            raise ValueError(f"{folder}: damaged {what}: {name} holds NaN or infinite weights (in {not_finite})")
     return folder
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())

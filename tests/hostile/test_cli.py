@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from t2i.checkpoint import load_checkpoint
 from t2i.cli import main
@@ -88,3 +89,25 @@ def test_ctrl_c_during_training_writes_a_checkpoint_where_it_stopped(tiny_faces,
     assert "Traceback" not in err and "re-run the same command to resume" in err
     stopped_at = int(err.split("stopped at step ")[1].split()[0])
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / f"step-{stopped_at:07d}")["step"] == stopped_at
+
+
+def test_non_finite_weights_are_named_at_load(tiny_model, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    nan_tensor, random_bytes = tmp_path / "nan", tmp_path / "random"
+    for folder in (nan_tensor, random_bytes):
+        shutil.copytree(tiny_model, folder)
+    weights = nan_tensor / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    first = sorted(tensors)[0]
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    save_file(tensors, weights)
+    weights = random_bytes / "unet" / "diffusion_pytorch_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4096:] = b"\xff" * 4096  # every float in the last 4 KB: NaN
+    weights.write_bytes(bytes(data))
+    for folder in (nan_tensor, random_bytes):
+        assert main(["generate", "a face", "--model", str(folder), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert "unet/diffusion_pytorch_model.safetensors holds NaN or infinite weights" in err, err
+    assert not list(tmp_path.glob("out/*.png"))  # no black images

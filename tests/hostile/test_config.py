@@ -76,3 +76,42 @@ def test_bad_config_on_the_command_line_is_one_line_and_exit_2(tmp_path, capsys)
 def test_exponent_without_a_dot_is_a_number(tmp_path):
     (tmp_path / "lr.yaml").write_text("diffusion_training:\n  lr: 1e-4\n")  # YAML 1.1 reads this as a string
     assert load_config(tmp_path / "lr.yaml").diffusion_training.lr == 1e-4
+
+
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{x}: &{x} [{', '.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefgh", "bcdefghi", strict=True)
+)  # 389 bytes that expand to 9**9 strings
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        (BOMB, r"line 2, column \d+ \(aliases \(\*name\) are not taken in a config\)"),
+        ("data: " + "[" * 5000 + "]" * 5000 + "\n", r"nested deeper than 20 levels"),
+        ("data:\n  image_size: 64\n  image_size: 32\n", r"line 3, column 3 \(duplicate key 'image_size'\)"),
+        ("data:\n  num_workers: 1000000\n", r"data.num_workers must be between 0 and 256"),
+        ("data:\n  image_size: 1099511627776\n", r"data.image_size must be between 8 and 4096"),
+        ("unet:\n  channels: [65536, 65536]\n  attention: [false, true]\n", r"unet.channels must list widths from 1"),
+        ("autoencoder:\n  channels: [65536, 65536]\n  norm_num_groups: 1\n", r"autoencoder.channels must list 2 to 5"),
+        ("unet:\n  attention_head_dim: 7\n", r"unet.attention_head_dim must be >= 1 and divide every entry"),
+        ("diffusion_training:\n  seed: -1\n", r"diffusion_training.seed must be between 0 and 4294967295"),
+        ("gan_training:\n  sample_seed: 4294967296\n", r"gan_training.sample_seed must be between 0 and"),
+        (
+            "data:\n  image_size: [" + "1, " * 100_000 + "1]\n",
+            r"data.image_size: expected an integer, got \[1, 1, 1, 1, \.\.\.\]$",
+        ),
+    ],
+)
+def test_hostile_yaml_is_refused_quickly_and_briefly(tmp_path, yaml_text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ValueError, match=message) as error:
+        load_config(path)
+    assert len(str(error.value)) < 500
+
+
+def test_a_config_over_a_megabyte_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("# " + "x" * 1_000_000 + "\n")
+    with pytest.raises(ValueError, match="bytes: a config is at most 1000000"):
+        load_config(path)

@@ -187,9 +187,13 @@ def _png_header(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("size", "message"),
-    [((8, 2_097_152), "one side over 4× the other"), ((1, 16_777_216), "one side over 4× the other"),
-     ((20_000, 20_000), "decompression bomb"), ((5000, 5000), "over the limit of 16777216 pixels")],
-)  # fmt: skip
+    [
+        ((8, 2_097_152), "one side over 4× the other"),
+        ((1, 16_777_216), "one side over 4× the other"),
+        ((20_000, 20_000), "decompression bomb"),
+        ((5000, 5000), "over the limit of 16777216 pixels"),
+    ],
+)
 def test_bombs_are_refused_from_their_header(pipe, size, message):
     client = TestClient(create_app(pipe, ServeLimits(max_steps=2)))
     body = {"prompt": "a hat", "steps": 1, "image": base64.b64encode(_png_header(*size)).decode()}
