@@ -89,9 +89,9 @@ class _Pixels(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         record = self.records[index]
         try:
-            return record.id, load_pixels(record.image, self.size)
+            return record.id, load_pixels(record.image, self.size, sha1=record.sha1)
         except UNREADABLE as error:
-            log.warning("skipped %s: unreadable since the scan (%s)", record.image, error)
+            log.warning("skipped %s: %s", record.image, error)
             return record.id, None
 
 

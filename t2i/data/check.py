@@ -40,7 +40,7 @@ PROBLEMS = {
     "empty_captions": "caption file or entry is empty",
     "caption_not_utf8": "caption bytes are not valid UTF-8",
     "duplicate_id": "an image id seen before (the first one is kept)",
-    "outside_dataset": "image path is absolute or leaves the dataset folder (refused)",
+    "outside_dataset": "image or caption path is absolute or leaves the dataset folder, links followed (refused)",
     "too_large": "more pixels than PIL's decompression-bomb limit",
     "bad_row": "malformed metadata/manifest row",
     "bad_attribute_row": "malformed line of the attribute file (its image keeps no attributes)",
@@ -92,12 +92,23 @@ class ScanReport:
             examples = ", ".join(paths[:show]) + (" ..." if len(paths) > show else "")
             lines.append(f"skipped {problem} ({PROBLEMS[problem]}): {len(paths)}  e.g. {examples}")
         if self.problems.get("too_small"):
-            smallest = min(min(wh) for wh in self.sizes)
             lines.append(
-                f"{len(self.problems['too_small'])} images are smaller than {self.size}px: to train at the size your "
-                f"images have, use --size {smallest} here and data.image_size: {smallest} in the config"
+                f"{len(self.problems['too_small'])} images are smaller than {self.size}px: {self.size_advice()}"
             )
         return "\n".join(lines)
+
+    def size_advice(self) -> str:
+        """The training size that keeps 9 in 10 of the decoded images: their short side, floored to a multiple of
+        16 (what the presets' downsampling needs); a few tiny images do not pull it down."""
+        sides = sorted(min(wh) for wh, n in self.sizes.items() for _ in range(n))
+        size = sides[len(sides) // 10] // 16 * 16
+        if size < 16:
+            return "most images are under 16px, too small to train on"
+        kept = sum(side >= size for side in sides)
+        return (
+            f"to train at the size your images have, use --size {size} here and data.image_size: {size} in the "
+            f"config ({kept} of {len(sides)} images are at least that)"
+        )
 
 
 def detect_source(path: Path) -> str:
@@ -169,31 +180,47 @@ def _texts(value) -> list[str] | str:
 
 
 def inside(root: Path, name) -> Path | None:
-    """root/name when `name` is a relative path that stays inside root, else None (absolute, `..`, not a string)."""
+    """root/name when `name` is a relative path that stays inside root, symbolic links followed, else None
+    (absolute, `..`, a link out of the folder, not a string)."""
     if not isinstance(name, str) or not name.strip() or "\0" in name:
         return None
     relative = PurePosixPath(name.replace("\\", "/"))
     if relative.is_absolute() or ".." in relative.parts or PureWindowsPath(name).drive:
         return None
-    return root / relative
+    return root / relative if stays_inside(root, root / relative) else None
+
+
+def stays_inside(root: Path, path: Path) -> bool:
+    """Whether `path`, its symbolic links followed, is inside `root` (a name too long to resolve is not)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a name over the system's limit, a loop of links
+        return False
 
 
 def _manifest_rows(path: Path, problems: dict[str, list[str]], image_key: str):
     """(file:line, image name, texts) of each row of a JSONL or CSV file; malformed rows are counted."""
     if path.suffix.lower() == ".csv":
         try:
-            text = path.read_bytes().decode("utf-8")
+            text = path.read_bytes().decode("utf-8-sig")  # a spreadsheet's byte-order mark is not a column name
         except UnicodeDecodeError as error:
             problems["bad_row"].append(f"{path}: not UTF-8 at byte {error.start}")
             return
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        for row in reader:
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:  # a cell over csv's field limit; a quote never closed (it takes the rest)
+                problems["bad_row"].append(f"{path}:{start}: {error}")
+                continue
             where = f"{path}:{reader.line_num}"
             if not isinstance(row.get(image_key), str) or not row[image_key]:
                 problems["bad_row"].append(f"{where}: no '{image_key}' value")
                 continue
             yield where, row[image_key], (row.get("text") or "").splitlines()
-        return
     for number, line in _lines(path, problems, "bad_row"):
         if not line.strip():
             continue
@@ -220,16 +247,23 @@ def list_records(path: Path) -> tuple[str, list[Record], dict[str, list[str]]]:
         images = sorted(p for p in (path / "CelebA-HQ-img").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         for image in images:
             caption_file = path / "celeba-caption" / f"{image.stem}.txt"
+            if not (stays_inside(path, image) and stays_inside(path, caption_file)):
+                problems["outside_dataset"].append(str(image))
+                continue
             captions = _decode_captions(caption_file.read_bytes()) if caption_file.is_file() else "missing_captions"
             candidates.append((image.stem, image, captions, attributes.get(image.stem)))
     else:
         manifest, key = (path / "metadata.jsonl", "file_name") if source == "imagefolder" else (path, "image")
         for where, name, texts in _manifest_rows(manifest, problems, key):
+            if any(len(part.encode()) > 255 for part in name.replace("\\", "/").split("/")):
+                problems["bad_row"].append(f"{where}: a file name over 255 bytes")
+                continue
             image = inside(manifest.parent, name)
             if image is None:
-                problems["outside_dataset"].append(f"{where}: {name!r}")
+                problems["outside_dataset"].append(f"{where}: {name[:200]!r}")
                 continue
-            candidates.append((name, image, _texts(texts), None))
+            record_id = image.relative_to(manifest.parent).as_posix()  # ./0.png and 0.png are one image
+            candidates.append((record_id, image, _texts(texts), None))
 
     records, seen = [], set()
     for record_id, image, captions, attributes in candidates:

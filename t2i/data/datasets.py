@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import logging
 from pathlib import Path
 
@@ -27,9 +28,13 @@ def split_of(record_id: str, fractions: tuple[float, float, float] = (0.9, 0.05,
     return "val" if u < fractions[0] + fractions[1] else "test"
 
 
-def load_pixels(path: Path, size: int, flip: bool = False) -> torch.Tensor:
-    """Image file -> float tensor (3, size, size) in [-1, 1]: resize the short side, centre-crop, flip."""
-    image, _ = open_rgb(path)
+def load_pixels(path: Path, size: int, flip: bool = False, sha1: str = "") -> torch.Tensor:
+    """Image file -> float tensor (3, size, size) in [-1, 1]: resize the short side, centre-crop, flip. With the
+    `sha1` the scan recorded, a file replaced since the scan is a ValueError instead (never trained on unseen)."""
+    data = path.read_bytes()
+    if sha1 and hashlib.sha1(data).hexdigest() != sha1:
+        raise ValueError("the file changed since the scan (its bytes are not the scanned ones); re-run to rescan")
+    image, _ = open_rgb(io.BytesIO(data))
     w, h = image.size
     scale = size / min(w, h)
     if scale != 1:
@@ -98,11 +103,10 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             caption = record.captions[rng.integers(len(record.captions))] if self.random_caption else record.captions[0]
             flip = self.flip and rng.random() < 0.5
             try:
-                pixels = load_pixels(record.image, self.size, flip)
+                pixels = load_pixels(record.image, self.size, flip, record.sha1)
             except UNREADABLE as error:
                 self.unreadable.add(str(record.image))
-                log.warning("skipped %s: unreadable since the scan (%s); %d such files", record.image, error,
-                            len(self.unreadable))  # fmt: skip
+                log.warning("skipped %s: %s; %d such files", record.image, error, len(self.unreadable))
                 continue
             return {
                 "pixel_values": pixels,
@@ -110,7 +114,8 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
                 "attributes": torch.tensor(attribute_vector(record.attributes), dtype=torch.int8),
                 "id": record.id,
             }
-        raise ValueError(f"{self.report.source}: no readable images left ({len(self.unreadable)} broke after the scan)")
+        broken = len(self.unreadable)
+        raise ValueError(f"{self.report.source}: no readable images left ({broken} broke or changed after the scan)")
 
 
 @functools.lru_cache(maxsize=2)

@@ -33,9 +33,9 @@ class PixelImages:
         self.records, pixels = [], []
         for record in tqdm(dataset.records, desc="load images", unit="img"):
             try:
-                x = load_pixels(record.image, size)
+                x = load_pixels(record.image, size, sha1=record.sha1)
             except UNREADABLE as error:
-                log.warning("skipped %s: unreadable since the scan (%s)", record.image, error)
+                log.warning("skipped %s: %s", record.image, error)
                 continue
             pixels.append(((x + 1) * 127.5).round().to(torch.uint8))  # exact: load_pixels is u8 / 127.5 − 1
             split = split_of(record.id, split_fractions)

@@ -165,12 +165,82 @@ def test_image_broken_after_the_scan_is_skipped_in_training_and_caching(
     shutil.copy(twelve / "CelebA-HQ-img" / broken.name, broken)
     from t2i.autoencoder import cache as cache_module
 
-    def load_or_break(path, size, flip=False):  # the file breaks between the cache's scan and its encoding
+    def load_or_break(path, size, flip=False, sha1=""):  # the file breaks between the cache's scan and its encoding
         if path == broken:
             raise OSError("image file is truncated")
-        return load_pixels(path, size, flip)
+        return load_pixels(path, size, flip, sha1)
 
     monkeypatch.setattr(cache_module, "load_pixels", load_or_break)
     cache_latents(trained_tiny[0], data, tmp_path / "cache", shard_size=5, mixed_precision="no")
     cache = LatentCache(tmp_path / "cache")
     assert len(cache) == 11 and dataset.records[3].id not in [r["id"] for r in cache.records]
+
+
+def test_symbolic_links_out_of_the_dataset_are_refused(tiny_faces, tmp_path):
+    data = tmp_path / "faces"
+    shutil.copytree(tiny_faces, data)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    images = sorted((data / "CelebA-HQ-img").iterdir())
+    shutil.move(images[0], outside / images[0].name)
+    images[0].symlink_to(outside / images[0].name)  # an image linked out
+    caption = data / "celeba-caption" / f"{images[1].stem}.txt"
+    caption.unlink()
+    caption.symlink_to("/etc/passwd")  # a caption file linked to a system file
+    report = scan_dataset(data, 32)
+    assert sorted(report.problems["outside_dataset"]) == sorted(str(p) for p in images[:2])
+    assert len(report.records) == 118 and all("root:" not in c for r in report.records for c in r.captions)
+    root = _imagefolder(tmp_path / "ds", [json.dumps({"file_name": n, "text": "t"}) for n in ("good.png", "sub/x.png")])
+    (root / "sub").symlink_to(outside)  # a subfolder linked out
+    shutil.copy(outside / images[0].name, outside / "x.png")
+    report = scan_dataset(root, 32)
+    assert [r.image.name for r in report.records] == ["good.png"] and len(report.problems["outside_dataset"]) == 1
+
+
+def test_one_bad_manifest_row_never_aborts_the_scan(tmp_path):
+    root = _imagefolder(
+        tmp_path / "ds",
+        [
+            json.dumps({"file_name": "x" * 300 + ".png", "text": "t"}),
+            json.dumps({"file_name": "good.png", "text": "t"}),
+        ],
+    )
+    report = scan_dataset(root, 32)
+    assert [r.image.name for r in report.records] == ["good.png"] and "over 255 bytes" in report.problems["bad_row"][0]
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("image,text\nds/good.png,a face\nds/good.png," + "y" * 140_000 + "\nds/./good.png,again\n")
+    report = scan_dataset(manifest, 32)
+    assert len(report.records) == 1 and "field larger than field limit" in report.problems["bad_row"][0]
+    assert len(report.problems["duplicate_id"]) == 1  # ds/./good.png is ds/good.png
+
+
+def test_csv_quirks_a_byte_order_mark_and_an_unterminated_quote(tmp_path):
+    _imagefolder(tmp_path / "ds", [json.dumps({"file_name": "good.png", "text": "t"})])
+    manifest = tmp_path / "bom.csv"
+    manifest.write_bytes("image,text\nds/good.png,a face\n".encode("utf-8-sig"))
+    assert [r.captions for r in scan_dataset(manifest, 32).records] == [["a face"]]
+    manifest = tmp_path / "quote.csv"
+    manifest.write_text('image,text\nds/good.png,"a face\nds/good.png,another\n')
+    report = scan_dataset(manifest, 32)
+    assert report.records == [] and "unexpected end of data" in report.problems["bad_row"][0]  # not one merged row
+
+
+def test_a_tiny_image_does_not_set_the_advised_size(tmp_path, capsys):
+    names = [f"{i}.png" for i in range(20)]
+    root = _imagefolder(tmp_path / "ds", [json.dumps({"file_name": n, "text": "t"}) for n in names])
+    for name in names[1:]:
+        Image.fromarray(np.full((48, 48, 3), 90, np.uint8)).save(root / name)
+    Image.new("RGB", (1, 1)).save(root / "0.png")
+    assert main(["data", "check", str(root), "--size", "64"]) == 1  # nothing usable at 64
+    out = capsys.readouterr().out
+    assert "use --size 48" in out and "19 of 20 images are at least that" in out and "--size 1 " not in out
+
+
+def test_images_replaced_after_the_scan_are_not_trained_on(twelve, tmp_path, caplog):
+    data = tmp_path / "data"
+    shutil.copytree(twelve, data)
+    dataset = ImageCaptionDataset(data, 32, split=None, random_caption=False)
+    replaced = dataset.records[2].image
+    Image.new("RGB", (1, 1)).save(replaced)  # a valid image, not the scanned one
+    assert dataset.item(2, 0)["id"] == dataset.records[3].id and str(replaced) in dataset.unreadable
+    assert "changed since the scan" in caplog.text
