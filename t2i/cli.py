@@ -8,9 +8,11 @@ import os
 import sys
 from pathlib import Path
 
+from t2i.config import MAX_SEED
+
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "weights" / "demo"
 CLASSIFIER = Path(__file__).resolve().parent.parent / "weights" / "classifier"
-SEEDS = 2**32 - 1  # the largest seed (image k of a request uses seed + k)
+SEEDS = MAX_SEED  # the largest seed (image k of a request uses seed + k)
 MODEL_DEFAULT = "(None: the model's own default, from its sampling.json or its family)"
 
 
@@ -349,7 +351,13 @@ def _export(args):
     from t2i.export import export_diffusers, export_t2i_fp16
 
     if args.format == "diffusers":
-        print(f"diffusers StableDiffusionPipeline folder: {export_diffusers(args.model, args.out, args.scheduler)}")
+        out = export_diffusers(args.model, args.out, args.scheduler or "dpm++")
+        print(f"diffusers StableDiffusionPipeline folder: {out}")
+    elif args.scheduler:
+        raise ValueError(
+            "--scheduler sets an exported diffusers pipeline's scheduler; a t2i-fp16 folder keeps the "
+            "model's own sampling settings (sampling.json)"
+        )
     else:
         print(f"t2i model folder with a float16 UNet: {export_t2i_fp16(args.model, args.out)}")
 
@@ -669,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="diffusers: a StableDiffusionPipeline folder; t2i-fp16: this model with its UNet stored in float16",
     )
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
-    p.add_argument("--scheduler", default="dpm++", help="the exported pipeline's scheduler")
+    p.add_argument("--scheduler", default=None, help="the exported diffusers pipeline's scheduler (None: dpm++)")
     p.set_defaults(func=_export)
 
     p = commands.add_parser("serve", help="a web page and an HTTP API over one model")

@@ -26,8 +26,19 @@ def require_families(model_dir: str | Path, families: list[str], what: str) -> N
         raise ValueError(f"{model_dir} is a {family} model; only {' and '.join(families)} models export to {what}")
 
 
+def require_apart(model_dir: str | Path, out_dir: str | Path) -> None:
+    """The export's folder is neither the model folder nor inside it (it would be copied into itself)."""
+    model, out = Path(model_dir).resolve(), Path(out_dir).resolve()
+    if out == model or out.is_relative_to(model):
+        where = "the" if out == model else "inside the"
+        raise ValueError(
+            f"the output folder {out_dir} is {where} model folder {model_dir}: export to a folder of its own"
+        )
+
+
 def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str = "dpm++") -> Path:
     """Write model_dir as a StableDiffusionPipeline folder whose scheduler is `scheduler`."""
+    require_apart(model_dir, out_dir)
     require_families(model_dir, ["latent-diffusion"], "diffusers' StableDiffusionPipeline")
     pipe = Text2ImagePipeline.from_pretrained(model_dir)
     if not isinstance(pipe.vae, AutoencoderKL):
@@ -60,6 +71,7 @@ def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str 
 def export_t2i_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
     """A copy of model_dir with the UNet stored in float16 (half the bytes; loaded back as float32)."""
     model_dir, out = Path(model_dir), Path(out_dir)
+    require_apart(model_dir, out)
     require_families(model_dir, ["latent-diffusion", "pixel-diffusion"], "a float16 UNet copy")
     Text2ImagePipeline.from_pretrained(model_dir)  # refuse to copy something that does not load
     shutil.copytree(model_dir, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("unet"))

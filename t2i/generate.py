@@ -71,6 +71,9 @@ def read_png_parameters(path: str | Path) -> GenerationParameters:
     return GenerationParameters(**values)
 
 
+MAX_PROMPTS_BYTES = 16 * 2**20
+
+
 def read_prompts_file(path: str | Path) -> list[dict]:
     """One prompt per line, or JSONL lines {"prompt": ..., "negative_prompt": ...}; blank lines skipped."""
     path = Path(path)
@@ -78,8 +81,12 @@ def read_prompts_file(path: str | Path) -> list[dict]:
         raise FileNotFoundError(f"prompts file {path}: not found")
     if path.is_dir():
         raise ValueError(f"prompts file {path}: is a folder, not a file")
+    with path.open("rb") as f:  # bounded: a device file or a pipe may never end
+        data = f.read(MAX_PROMPTS_BYTES + 1)
+    if len(data) > MAX_PROMPTS_BYTES:
+        raise ValueError(f"prompts file {path}: over {MAX_PROMPTS_BYTES} bytes")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"prompts file {path}: not UTF-8 text (byte {error.start})") from None
     prompts = []

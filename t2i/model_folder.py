@@ -36,3 +36,13 @@ def check_model_folder(folder: str | Path, files: list[str], what: str = "model 
 
 def _finite(tensor: torch.Tensor) -> bool:
     return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
+
+
+def load_diffusers_model(cls, folder: Path, what: str):
+    """`cls.from_pretrained(folder)` in float32 from safetensors; a weights file that lacks a key of the config's
+    model (or holds one of another shape) is a ValueError naming it, not a half-random model."""
+    model, info = cls.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32, output_loading_info=True)
+    wrong = [*info["missing_keys"], *(str(key) for key in info["mismatched_keys"])]
+    if wrong:
+        raise ValueError(f"{folder}: damaged {what}: its weights file does not fit its config.json ({wrong[:3]})")
+    return model

@@ -31,12 +31,12 @@ from safetensors.torch import load_file
 
 from t2i.attention import AttentionControl, AttentionMaps, controlled, swapped_tokens, token_alignment
 from t2i.autoencoder.model import load_autoencoder
-from t2i.config import TextConfig, save_config, to_dict
+from t2i.config import MAX_SEED, Config, TextConfig, from_dict, save_config, to_dict, validate
 from t2i.devices import autocast, resolve_precision
 from t2i.diffusion.unet import denoise, sentence_token_count, takes_pooled_text
 from t2i.families import model_family
 from t2i.grid import pil_tensor, to_pil
-from t2i.model_folder import check_model_folder
+from t2i.model_folder import check_model_folder, load_diffusers_model
 from t2i.settings import SWAP_STEPS, Settings, setting
 from t2i.text import load_text_encoder, unet_condition
 
@@ -98,7 +98,12 @@ def save_model_config(model_dir: Path, config) -> None:
 
 def load_text_encoder_of(model_dir: Path):
     """The text encoder a model folder names (text_encoder/t2i_text.json), with its weights if it was trained."""
-    text_config = TextConfig(**json.loads((model_dir / "text_encoder" / "t2i_text.json").read_text()))
+    path = model_dir / "text_encoder" / "t2i_text.json"
+    text_config = from_dict(TextConfig, json.loads(path.read_text()), str(path))
+    try:
+        validate(Config(text=text_config))  # max_tokens and the other ranges, as a config's
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     text_encoder = load_text_encoder(text_config)
     if text_config.kind == "scratch":  # trained jointly with the model: its weights live in the model folder
         check_model_folder(model_dir, ["text_encoder/model.safetensors"], "t2i model folder")
@@ -121,6 +126,9 @@ def check_request(
         raise ValueError(f"num_images_per_prompt must be an integer >= 1, got {num_images_per_prompt!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    last = seed + len(prompts) * num_images_per_prompt - 1  # image k takes seed + k
+    if last > MAX_SEED:
+        raise ValueError(f"seed {seed}: the last image would take seed {last}, over {MAX_SEED}; give a smaller seed")
     if output_type not in output_types:
         raise ValueError(f"output_type must be one of {', '.join(output_types)}, got {output_type!r}")
     return prompts, negatives
@@ -169,7 +177,13 @@ class Text2ImagePipeline:
         latent = model_family(model_dir) == "latent-diffusion"
         files = MODEL_FILES + (AUTOENCODER_FILES if latent else [])
         model_dir = check_model_folder(model_dir, files, "t2i model folder")
-        unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", use_safetensors=True, torch_dtype=torch.float32)
+        unet = load_diffusers_model(UNet2DConditionModel, model_dir / "unet", "UNet folder")
+        factor = 2 ** (len(unet.config.block_out_channels) - 1)
+        if unet.config.sample_size < factor or unet.config.sample_size % factor:
+            size = unet.config.sample_size
+            raise ValueError(
+                f"{model_dir / 'unet' / 'config.json'}: sample_size must be a multiple of {factor}, got {size}"
+            )
         vae = load_autoencoder(model_dir / "vae") if latent else None
         scheduler_config = DDPMScheduler.load_config(model_dir / "scheduler")
         defaults = SamplingSettings.of_model(model_dir)

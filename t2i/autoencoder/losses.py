@@ -81,7 +81,11 @@ class LPIPS(nn.Module):
         path = Path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"LPIPS weights not found: {path} (autoencoder_training.lpips_weights)")
-        state = {k: v for k, v in load_file(path).items() if k not in ("scaling_layer.shift", "scaling_layer.scale")}
+        try:
+            weights = load_file(path)
+        except Exception as error:  # safetensors' own error type: a pickle, a truncated file
+            raise ValueError(f"{path}: not a safetensors file (pickled weights are never loaded): {error}") from None
+        state = {k: v for k, v in weights.items() if k not in ("scaling_layer.shift", "scaling_layer.scale")}
         self.load_state_dict(state, strict=False)
         missing = set(self.state_dict()) - set(state) - {"shift", "scale"}
         if missing:

@@ -9,7 +9,7 @@ import torch
 from diffusers import AutoencoderKL, VQModel
 
 from t2i.config import AutoencoderConfig
-from t2i.model_folder import check_model_folder
+from t2i.model_folder import check_model_folder, load_diffusers_model
 
 
 def build_autoencoder(config: AutoencoderConfig, image_size: int) -> AutoencoderKL | VQModel:
@@ -44,7 +44,7 @@ def load_autoencoder(path: str | Path) -> AutoencoderKL | VQModel:
     path = check_model_folder(path, ["config.json", "diffusion_pytorch_model.safetensors"], "autoencoder folder")
     config_file = path / "config.json"
     cls = VQModel if json.loads(config_file.read_text())["_class_name"] == "VQModel" else AutoencoderKL
-    return cls.from_pretrained(path, use_safetensors=True, torch_dtype=torch.float32).eval()
+    return load_diffusers_model(cls, path, "autoencoder folder").eval()
 
 
 def encode(model: AutoencoderKL | VQModel, x: torch.Tensor) -> torch.Tensor:

@@ -20,11 +20,13 @@ from tqdm import tqdm
 from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, hinge_d_loss, reconstruction_loss
 from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
 from t2i.checkpoint import StopOnInterrupt, resume_state, save_checkpoint
-from t2i.config import Config, diffusers_schedule_name, save_config, validate
+from t2i.config import Config, diffusers_schedule_name, require_family, save_config, validate
 from t2i.data.datasets import EpochStream, ImageCaptionDataset, split_of, step_batches
 from t2i.devices import process_state, resolve_precision, use_fast_gpu_math
 from t2i.grid import make_grid, to_pil
 from t2i.plots import plot_losses
+
+AUTOENCODER_FAMILIES = ("latent-diffusion", "vq-transformer")  # the families whose models sit on an autoencoder
 
 
 def autoencoder_losses(model, x: torch.Tensor, config: Config, lpips: LPIPS | None):
@@ -64,6 +66,8 @@ def reconstruction_grid(model, x: torch.Tensor, path: Path) -> None:
 def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path) -> Path:
     """Train (or resume) an autoencoder; returns the saved model folder OUT/vae."""
     validate(config)
+    if config.family not in AUTOENCODER_FAMILIES:
+        require_family(config, "latent-diffusion")  # names the command that trains this config's family
     tc, size = config.autoencoder_training, config.data.image_size
     out = Path(out_dir)
     for sub in ("checkpoints", "samples", "logs"):

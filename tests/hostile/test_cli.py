@@ -111,3 +111,82 @@ def test_non_finite_weights_are_named_at_load(tiny_model, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "unet/diffusion_pytorch_model.safetensors holds NaN or infinite weights" in err, err
     assert not list(tmp_path.glob("out/*.png"))  # no black images
+
+
+@pytest.mark.parametrize(
+    "family, command", [("gan", "t2i train gan"), ("pixel-diffusion", "t2i train pixel-diffusion")]
+)
+def test_train_autoencoder_refuses_families_without_one(tiny_faces, tmp_path, capsys, family, command):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"family: {family}\ndata:\n  image_size: 32\n")
+    assert (
+        main(["train", "autoencoder", "--config", str(config), "--data", str(tiny_faces), "--out", str(tmp_path)]) == 2
+    )
+    assert f"this config is for the {family} family: train it with `{command}`" in capsys.readouterr().err
+
+
+def test_damaged_folder_settings_are_named(tiny_model, tmp_path, capsys):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    cases = {}
+    for name in ("missing_key", "sample_size", "text_key", "max_tokens", "negative_tokens"):
+        cases[name] = tmp_path / name
+        shutil.copytree(tiny_model, cases[name])
+    weights = cases["missing_key"] / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    del tensors[sorted(tensors)[0]]
+    save_file(tensors, weights)
+    config = json.loads((cases["sample_size"] / "unet" / "config.json").read_text())
+    (cases["sample_size"] / "unet" / "config.json").write_text(json.dumps(config | {"sample_size": 0}))
+    changes = {"text_key": {"colour": 1}, "max_tokens": {"max_tokens": 100000}, "negative_tokens": {"max_tokens": -5}}
+    for name, change in changes.items():
+        text = cases[name] / "text_encoder" / "t2i_text.json"
+        text.write_text(json.dumps(json.loads(text.read_text()) | change))
+    expected = {
+        "missing_key": "damaged UNet folder: its weights file does not fit its config.json",
+        "sample_size": "sample_size must be a multiple of",
+        "text_key": "t2i_text.json: unknown field(s) ['colour']",
+        "max_tokens": "t2i_text.json: text.max_tokens must be between 2 and 512, got 100000",
+        "negative_tokens": "t2i_text.json: text.max_tokens must be between 2 and 512, got -5",
+    }
+    for name, folder in cases.items():
+        assert main(["generate", "a face", "--model", str(folder), "--out", str(tmp_path / "out")]) == 2, name
+        err = capsys.readouterr().err
+        assert expected[name] in err and "unexpected" not in err, err
+
+
+def test_a_seed_whose_last_image_overflows_is_refused(tiny_model, tmp_path, capsys):
+    flags = ["--model", str(tiny_model), "--seed", "4294967295", "--n", "2", "--out", str(tmp_path / "out")]
+    assert main(["generate", "a face", *flags]) == 2
+    assert "the last image would take seed 4294967296" in capsys.readouterr().err
+
+
+def test_pickled_lpips_weights_are_refused(tmp_path):
+    import pickle
+
+    from t2i.autoencoder.losses import LPIPS
+
+    path = tmp_path / "lpips.pth"
+    path.write_bytes(pickle.dumps({"net.slice1.0.weight": [1.0]}))
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        LPIPS(path)
+
+
+def test_export_never_writes_into_its_model_and_names_a_misplaced_flag(tiny_model, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    before = sorted(p.relative_to(model) for p in model.rglob("*"))
+    for out, where in ((model, "is the model folder"), (model / "unet", "is inside the model folder")):
+        assert main(["export", str(out), "--model", str(model), "--format", "t2i-fp16"]) == 2
+        assert where in capsys.readouterr().err
+    assert sorted(p.relative_to(model) for p in model.rglob("*")) == before
+    out = tmp_path / "fp16"
+    assert main(["export", str(out), "--model", str(model), "--format", "t2i-fp16", "--scheduler", "ddim"]) == 2
+    assert "--scheduler sets an exported diffusers pipeline's scheduler" in capsys.readouterr().err
+
+
+def test_an_endless_prompts_file_is_refused(tiny_model, tmp_path, capsys):
+    assert main(["generate", "--prompts-file", "/dev/zero", "--model", str(tiny_model), "--out", str(tmp_path)]) == 2
+    assert "over 16777216 bytes" in capsys.readouterr().err
