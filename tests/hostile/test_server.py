@@ -227,3 +227,13 @@ def test_an_empty_api_key_is_refused(pipe):
     for key in ("", "  "):
         with pytest.raises(ValueError, match="API key .* is empty"):
             create_app(pipe, api_key=key)
+
+
+def test_a_body_of_many_unknown_keys_is_one_error(pipe):
+    client = TestClient(create_app(pipe))
+    body = json.dumps({"prompt": "a hat"} | {f"k{i}": 1 for i in range(100_000)})
+    response = client.post("/v1/edit", content=body, headers={"Content-Type": "application/json"})  # 1.3 MB
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"loc": ["body"], "msg": "Value error, 100001 keys: a request has at most 64", "type": "value_error"}
+    ]
