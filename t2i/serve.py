@@ -411,7 +411,13 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
     GenerateRequest = request_model(limits, pipe)
     EditRequest = edit_request_model(limits, GenerateRequest)
     schema = GenerateRequest.model_json_schema()["properties"]  # /v1/model's settings: each with its request schema
-    settings = [spec | {"schema": schema[spec["name"]]} for spec in type(pipe.defaults).describe()]
+    settings = [  # one default (the model's) and one range (the server's steps limit included) per setting
+        spec
+        | {"default": getattr(pipe.defaults, name), "high": schema[name].get("maximum", spec["high"])}
+        | {"schema": schema[name]}
+        for spec in type(pipe.defaults).describe()
+        for name in [spec["name"]]
+    ]
     app = FastAPIOffline(
         title="t2i", version="1", description="Text-to-image generation with a t2i latent diffusion model"
     )

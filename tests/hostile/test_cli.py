@@ -190,3 +190,12 @@ def test_export_never_writes_into_its_model_and_names_a_misplaced_flag(tiny_mode
 def test_an_endless_prompts_file_is_refused(tiny_model, tmp_path, capsys):
     assert main(["generate", "--prompts-file", "/dev/zero", "--model", str(tiny_model), "--out", str(tmp_path)]) == 2
     assert "over 16777216 bytes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", [(20_000, 20_000), (16_777_216, 1), (4096, 4096 * 4)])
+def test_edit_refuses_bombs_and_slivers_from_the_header(tiny_model, tmp_path, capsys, png_header, size):
+    image = tmp_path / "bomb.png"
+    image.write_bytes(png_header(*size))
+    assert main(["edit", "a hat", "--image", str(image), "--model", str(tiny_model), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--image {image}:" in err and "unexpected" not in err, err

@@ -173,18 +173,6 @@ def test_slow_heads_and_bodies_are_closed(server):
     assert httpx.get(f"{url}/healthz").status_code == 200
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares its size (1-bit grey) and holds no pixel data: what a decompression bomb shows first."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize(
     ("size", "message"),
     [
@@ -194,9 +182,9 @@ def _png_header(width: int, height: int) -> bytes:
         ((5000, 5000), "over the limit of 16777216 pixels"),
     ],
 )
-def test_bombs_are_refused_from_their_header(pipe, size, message):
+def test_bombs_are_refused_from_their_header(pipe, png_header, size, message):
     client = TestClient(create_app(pipe, ServeLimits(max_steps=2)))
-    body = {"prompt": "a hat", "steps": 1, "image": base64.b64encode(_png_header(*size)).decode()}
+    body = {"prompt": "a hat", "steps": 1, "image": base64.b64encode(png_header(*size)).decode()}
     response = client.post("/v1/edit", json=body)
     assert response.status_code == 422, response.text
     [detail] = response.json()["detail"]
@@ -237,3 +225,12 @@ def test_a_body_of_many_unknown_keys_is_one_error(pipe):
     assert response.json()["detail"] == [
         {"loc": ["body"], "msg": "Value error, 100001 keys: a request has at most 64", "type": "value_error"}
     ]
+
+
+def test_model_info_gives_each_setting_one_default_and_one_range(pipe):
+    info = TestClient(create_app(pipe, ServeLimits(max_steps=7))).get("/v1/model").json()
+    for setting in info["settings"]:
+        assert setting["default"] == info["defaults"][setting["name"]] == setting["schema"]["default"]
+        if "maximum" in setting["schema"]:
+            assert setting["high"] == setting["schema"]["maximum"]
+    assert {s["name"]: s["high"] for s in info["settings"]}["steps"] == 7
