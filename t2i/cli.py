@@ -295,10 +295,13 @@ def _generate(args):
         pipe.mixed_precision = args.mixed_precision
     settings = pipe.defaults.override(**given)  # a flag of another family's setting: an error naming this one's
     start = time.perf_counter()
-    with tqdm(total=len(prompts), desc="generate", unit="prompt", bar_format="{l_bar}{bar}| {n:.1f}/{total}") as bar:
-        paths = generate_images(
-            pipe, prompts, args.out, args.n, args.seed, settings, callback=lambda step, total: bar.update(1 / total)
-        )
+    with tqdm(desc="generate", unit="step") as bar:
+
+        def progress(step: int, total: int) -> None:  # each prompt's denoising steps (one for a GAN)
+            bar.total = bar.total or total * len(prompts)
+            bar.update()
+
+        paths = generate_images(pipe, prompts, args.out, args.n, args.seed, settings, callback=progress)
     print("\n".join(str(p) for p in paths))
     used = ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(settings).items())
     print(f"{len(prompts) * args.n} image(s) in {time.perf_counter() - start:.1f} s ({pipe.family}: {used})")
@@ -732,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("T2I_DEBUG"):
             raise
         if isinstance(error, TrainingStopped):
-            print(error, file=sys.stderr)
+            print(f"\n{error}", file=sys.stderr)  # below the progress bar's line
             return 130
         if isinstance(error, ValueError | OSError | FloatingPointError):
             print(f"error: {error}", file=sys.stderr)

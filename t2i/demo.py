@@ -13,7 +13,7 @@ from pathlib import Path
 from t2i.autoencoder.cache import cache_latents
 from t2i.autoencoder.train import train_autoencoder
 from t2i.config import Config, load_config
-from t2i.data.synthetic import synthesize_dataset
+from t2i.data.synthetic import is_synthesized, synthesize_dataset
 from t2i.diffusion.train import train_diffusion
 from t2i.eval.autoencoder import evaluate_autoencoder
 from t2i.generate import generate_images
@@ -43,7 +43,10 @@ def run_demo(out_dir: str | Path, images: int = 2500, config: Config | None = No
         results[stage] = path
         print(f"[{time.perf_counter() - start:6.0f} s] {stage}: {path}", flush=True)
 
-    done("data", synthesize_dataset(out / "data", images, config.data.image_size, seed=0))
+    if is_synthesized(out / "data", images, config.data.image_size, seed=0):  # a re-run resumes, data kept
+        done("data (kept from the last run)", out / "data")
+    else:
+        done("data", synthesize_dataset(out / "data", images, config.data.image_size, seed=0))
     done("autoencoder", train_autoencoder(config, out / "data", out / "autoencoder"))
     metrics = evaluate_autoencoder(results["autoencoder"], out / "data", "val", out / "autoencoder" / "eval")
     done(f"autoencoder eval (PSNR {metrics['psnr_db']:.1f} dB)", out / "autoencoder" / "eval")

@@ -490,4 +490,21 @@ def synthesize_dataset(
     if workers != 1:
         pool.shutdown()
     write_attribute_file(out / "CelebAMask-HQ-attribute-anno.txt", rows)
+    (out / SYNTH_RECORD).write_text(json.dumps(synth_parameters(n, size, seed, parts)))  # written last: complete
     return out
+
+
+SYNTH_RECORD = "synth.json"
+
+
+def synth_parameters(n: int, size: int, seed: int, parts: bool) -> dict:
+    return {"n": n, "size": size, "seed": seed, "parts": parts}
+
+
+def is_synthesized(out: str | Path, n: int, size: int = 64, seed: int = 0, parts: bool = False) -> bool:
+    """Whether `out` holds a complete synthesize_dataset(out, n, size, seed, parts), so a re-run can keep it."""
+    record = Path(out) / SYNTH_RECORD
+    try:
+        return json.loads(record.read_text()) == synth_parameters(n, size, seed, parts)
+    except (OSError, ValueError):
+        return False

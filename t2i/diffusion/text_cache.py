@@ -35,7 +35,11 @@ def encoder_id(text_encoder) -> str:
         h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     tokenizer = text_encoder.tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)  # a fast tokenizer: vocab, normalizer, template
-    h.update(backend.to_str().encode() if backend else json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+    if backend:  # without the padding and truncation state that the first call to the tokenizer leaves in it
+        described = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
+        h.update(json.dumps(described, sort_keys=True).encode())
+    else:
+        h.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -62,25 +66,33 @@ class TextEmbeddingCache:
         if state.is_main_process:
             (self.folder / "index.json").write_text(json.dumps({"captions": len(unique), "shards": len(shards)}))
         mine = range(state.process_index, len(shards), state.num_processes)
-        for number in tqdm(mine, desc="cache text embeddings", unit="shard", disable=not state.is_main_process):
+        todo = [n for n in mine if not self._complete(n, shards[n])]
+        total = sum(len(shards[n]) for n in todo)
+        shown = state.is_main_process and total > 0
+        progress = tqdm(total=total, desc="cache text embeddings", unit="caption", disable=not shown)
+        for number in todo:
             shard = shards[number]
             path = self.folder / f"shard-{number:05d}.safetensors"
-            if path.exists() and self._keys(path) == [k for k, _ in shard]:
-                continue
             rows = []
             for b in range(0, len(shard), batch_size):
                 with autocast(precision, next(text_encoder.parameters()).device):
                     embeddings, _ = text_encoder.encode([c for _, c in shard[b : b + batch_size]])
                 rows.append(embeddings.to(torch.float16).cpu())
+                progress.update(len(embeddings))
             tmp = path.with_suffix(f".tmp{state.process_index}")
             save_file({"embeddings": torch.cat(rows)}, tmp, metadata={"keys": json.dumps([k for k, _ in shard])})
             os.replace(tmp, path)
+        progress.close()
         state.wait_for_everyone()
         self.embeddings = torch.cat(
             [self._load(self.folder / f"shard-{n:05d}.safetensors") for n in range(len(shards))]
         )
         self.row = {key: i for i, (key, _) in enumerate(unique)}
         self.captions = [caption for _, caption in unique]
+
+    def _complete(self, number: int, shard: list[tuple[str, str]]) -> bool:
+        path = self.folder / f"shard-{number:05d}.safetensors"
+        return path.exists() and self._keys(path) == [k for k, _ in shard]
 
     @staticmethod
     def _keys(path: Path) -> list[str]:

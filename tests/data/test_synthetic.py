@@ -116,3 +116,13 @@ def test_part_maps_mark_what_is_drawn_and_leave_the_pictures_as_they_were(tmp_pa
         assert {"background", "skin", "eyes", "mouth"} <= shown
         assert ("eyeglasses" in shown) == (values["Eyeglasses"] == 1)
         assert ("hat" in shown) == (values["Wearing_Hat"] == 1)
+
+
+def test_a_complete_synthesis_is_recognised_so_a_rerun_can_keep_it(tmp_path):
+    from t2i.data.synthetic import is_synthesized
+
+    assert not is_synthesized(tmp_path / "faces", 6, 32)
+    synthesize_dataset(tmp_path / "faces", 6, 32, seed=1, workers=1)
+    assert is_synthesized(tmp_path / "faces", 6, 32, seed=1)
+    for other in ({"n": 7}, {"size": 64}, {"seed": 2}, {"parts": True}):
+        assert not is_synthesized(tmp_path / "faces", **({"n": 6, "size": 32, "seed": 1} | other))

@@ -88,6 +88,7 @@ def test_ctrl_c_during_training_writes_a_checkpoint_where_it_stopped(tiny_faces,
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "re-run the same command to resume" in err
     stopped_at = int(err.split("stopped at step ")[1].split()[0])
+    assert f"\nstopped at step {stopped_at}" in err  # on a line of its own, not after the progress bar
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / f"step-{stopped_at:07d}")["step"] == stopped_at
 
 
