@@ -37,3 +37,24 @@ def test_the_serving_block_saves_the_images_it_asks_for(reader, start_server):
     assert shutil.which("curl"), "the README's request uses curl"
     subprocess.run(["bash", "-euo", "pipefail", "-c", request], check=True, cwd=reader, timeout=120)
     assert sorted(p.name for p in reader.glob("seed*.png")) == ["seed7.png", "seed8.png"]
+
+
+def test_every_t2i_command_in_the_readme_parses(capsys):
+    """Each `t2i ...` line of the shell blocks names a real command and real flags (their runs take minutes to
+    hours; the commands themselves are tested at the tiny scale beside their modules)."""
+    import shlex
+
+    from t2i.cli import build_parser
+
+    commands = []
+    for block in blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["t2i"]:
+                commands.append(words[1 : words.index("|") if "|" in words else None])
+    assert len(commands) >= 10
+    for words in commands:
+        try:
+            build_parser().parse_args(words)
+        except SystemExit:
+            pytest.fail(f"README: `t2i {' '.join(words)}` does not parse: {capsys.readouterr().err}")
