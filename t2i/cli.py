@@ -435,7 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEPS
 
     parser = Parser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
-    parser.add_argument("--threads", type=bounded(int, 1, 1024), default=None, help="CPU threads (None: all cores)")
+    parser.add_argument(
+        "--threads",
+        type=bounded(int, 1, 1024),
+        default=None,
+        help="CPU threads (None: the cores left free by other work)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="make, check and preview datasets").add_subparsers(
@@ -723,10 +728,15 @@ def main(argv: list[str] | None = None) -> int:
     (T2I_DEBUG=1 shows it): 2 for bad input, 1 for anything unexpected, 130 when stopped with Ctrl-C."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    if args.threads:
+    threads = args.threads
+    if threads is None and argv is None:  # the `t2i` command (not a call from Python): the cores left free
+        from t2i.devices import free_cores
+
+        threads = free_cores()
+    if threads:
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
     try:
         return args.func(args) or 0
     except Exception as error:

@@ -8,7 +8,9 @@ only emulates bf16, autocast would be about 75× slower than fp32.
 from __future__ import annotations
 
 import functools
+import os
 import time
+from pathlib import Path
 
 import torch
 from accelerate import PartialState
@@ -36,6 +38,35 @@ def cpu_runs_bf16_natively() -> bool:
             x @ y
             best[dtype] = min(best[dtype], time.perf_counter() - start)
     return best[torch.bfloat16] < 3 * best[torch.float32]
+
+
+def free_cores(window_s: float = 0.1) -> int:
+    """The cores that other processes of normal priority leave free, at least 1: this process's cores less the
+    cores they kept busy over `window_s` (Linux's /proc/stat, where niced work, which yields, is counted apart;
+    elsewhere the 1-minute load average). More threads than free cores is far slower, not a little: OpenMP threads
+    wait at every barrier for a sibling that the OS descheduled (benchmarks/RESULTS.md §10)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = _busy_cores(window_s)
+    return max(1, min(cores, cores - round(busy)))
+
+
+def _busy_cores(window_s: float) -> float:
+    def ticks() -> tuple[int, int, int]:  # (busy at normal priority, all, cpus): user system irq softirq steal
+        lines = Path("/proc/stat").read_text().splitlines()
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in lines[0].split()[1:9])
+        cpus = sum(line.startswith("cpu") and line[3:4].isdigit() for line in lines)
+        return user + system + irq + softirq + steal, user + nice + system + idle + iowait + irq + softirq + steal, cpus
+
+    try:
+        busy_0, all_0, cpus = ticks()
+        time.sleep(window_s)
+        busy_1, all_1, _ = ticks()
+        return cpus * (busy_1 - busy_0) / max(1, all_1 - all_0)
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows: no load figure
+            return 0.0
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:

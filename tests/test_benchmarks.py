@@ -77,3 +77,8 @@ def test_autoencoder_recipes_smoke(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["steps"] == 2 and 5 < result["val_psnr_db"] < 60
+
+
+def test_threads_under_load_smoke():
+    result = _run("threads_under_load.py")
+    assert result["beside_one_busy_process"]["speedup_1_thread_over_all"]["median"] > 0

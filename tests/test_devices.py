@@ -29,3 +29,16 @@ def test_on_a_cpu_tensors_stay_put_and_nothing_is_moved_to_a_gpu():
     x = torch.arange(3)
     assert to_device(x, torch.device("cpu")) is x
     assert not fits_on_device(1, torch.device("cpu"))
+
+
+def test_free_cores_leaves_the_cores_that_normal_priority_work_keeps_busy(monkeypatch):
+    import os
+
+    from t2i import devices
+
+    cores = len(os.sched_getaffinity(0))
+    for busy, free in ((0.0, cores), (0.4, cores), (cores - 0.6, 1), (cores + 3.0, 1)):
+        monkeypatch.setattr(devices, "_busy_cores", lambda window_s, busy=busy: busy)
+        assert devices.free_cores() == free
+    monkeypatch.undo()
+    assert 1 <= devices.free_cores(0.05) <= cores  # the real reading (Linux: /proc/stat)
