@@ -24,6 +24,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from t2i.hub import local_folder
+
 FAMILIES = {  # family -> its pipeline class ("module:Class", imported on use)
     "latent-diffusion": "t2i.pipeline:Text2ImagePipeline",
     "pixel-diffusion": "t2i.pipeline:Text2ImagePipeline",
@@ -36,7 +38,7 @@ def model_family(model_dir: str | Path) -> str:
     """The family a model folder holds: its saved config's `family` (latent diffusion without a config)."""
     from t2i.config import load_config
 
-    model_dir = Path(model_dir)
+    model_dir = local_folder(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"t2i model folder not found: {model_dir}")
     config = model_dir / "t2i_config.yaml"
@@ -52,6 +54,7 @@ def trained_parameters(pipe) -> int:
 
 
 def load_pipeline(model_dir: str | Path, device: str = "cpu"):
-    """The pipeline of any family's model folder, on `device`."""
+    """The pipeline of any family's model folder (or a Hub id of one), on `device`."""
+    model_dir = local_folder(model_dir)
     module, name = FAMILIES[model_family(model_dir)].split(":")
     return getattr(importlib.import_module(module), name).from_pretrained(model_dir, device)

@@ -23,6 +23,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModel
 from transformers.utils import logging as hf_logging
 
 from t2i.config import TextConfig
+from t2i.hub import local_folder
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class PretrainedTextEncoder(nn.Module):
 
     def __init__(self, path: str | Path, max_tokens: int = 64):
         super().__init__()
-        path = Path(path)
+        path = local_folder(path)  # a Hub id too (openai/clip-vit-base-patch32)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"--text-encoder {path}: not a local Hugging Face model folder (no config.json)")
         config = AutoConfig.from_pretrained(path, local_files_only=True)

@@ -31,6 +31,7 @@ from t2i.autoencoder.model import load_autoencoder
 from t2i.data.check import Record, attribute_vector
 from t2i.data.datasets import UNREADABLE, ImageCaptionDataset, load_pixels, split_of
 from t2i.devices import autocast, process_state, resolve_precision, to_device
+from t2i.hub import local_folder
 
 log = logging.getLogger(__name__)
 IDENTITY = ("autoencoder_sha256", "kind", "image_size", "flip", "shard_size")  # a mismatch refuses the folder
@@ -139,6 +140,7 @@ def cache_latents(
     is complete. `num_workers` processes decode the images (None: 8 with a GPU, 0 on a CPU)."""
     state = process_state()
     device = state.device
+    autoencoder_dir = local_folder(autoencoder_dir)  # a Hub id too (stabilityai/sd-vae-ft-mse)
     model = load_autoencoder(autoencoder_dir).to(device)
     size = model.config.sample_size
     data = ImageCaptionDataset(data_dir, size, split=None, random_caption=False)

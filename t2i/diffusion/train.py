@@ -36,6 +36,7 @@ from t2i.devices import fits_on_device, process_state, resolve_precision, to_dev
 from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.unet import build_unet, denoise, sentence_token_count, takes_pooled_text
 from t2i.grid import make_grid, to_pil
+from t2i.hub import local_folder
 from t2i.pipeline import Text2ImagePipeline, save_model_config
 from t2i.plots import plot_losses
 from t2i.text import load_text_encoder, sentence_embedding, unet_condition
@@ -208,6 +209,7 @@ def train_diffusion(
     """Train (or resume) the text-conditioned UNet on a latent cache; returns the model folder OUT/model."""
     validate(config)
     require_family(config, "latent-diffusion")
+    autoencoder_dir = local_folder(autoencoder_dir)
     cache = LatentCache(cache_dir, autoencoder_dir, config.data.image_size)
     return train_denoiser(config, cache, out_dir, cache_dir, autoencoder_dir, overfit_batch)
 
