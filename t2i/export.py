@@ -4,10 +4,14 @@ The exported folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/, model_i
 checker) loads with `diffusers.StableDiffusionPipeline.from_pretrained(OUT)` and generates the same
 images as `t2i generate`, because both sides pad prompts to the same length, give the text encoder
 the attention mask (`use_attention_mask` in its config) and divide latents by the same scaling factor.
+A model that adds the caption's sentence embedding to its time embedding (unet.pooled_text, the demo model)
+also gets `pipeline.py` (t2i/export_pipeline.py: Stable Diffusion's pipeline passing that embedding as the UNet's
+class_labels) and loads with `DiffusionPipeline.from_pretrained(OUT, custom_pipeline=OUT)`.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -45,11 +49,11 @@ def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str 
         raise ValueError("diffusers' StableDiffusionPipeline needs an AutoencoderKL; this model has a VQ autoencoder")
     if not isinstance(pipe.text_encoder, PretrainedTextEncoder):
         raise ValueError("only models with a Hugging Face text encoder export; this one was trained from scratch")
-    if takes_pooled_text(pipe.unet) or sentence_token_count(pipe.unet):
+    if sentence_token_count(pipe.unet):
         raise ValueError(
-            "this model takes the caption's sentence embedding (unet.pooled_text or unet.sentence_tokens), an input "
-            "diffusers' StableDiffusionPipeline never passes, so it would draw other images; models trained with "
-            "both false export (`t2i export --format t2i-fp16` takes either)"
+            "this model reads the caption's sentence embedding as context tokens (unet.sentence_tokens), an input "
+            "diffusers' StableDiffusionPipeline never passes, so it would draw other images; models trained without "
+            "it export (`t2i export --format t2i-fp16` takes either)"
         )
     text_model, tokenizer = pipe.text_encoder.model, pipe.text_encoder.tokenizer
     text_model.config.use_attention_mask = True  # diffusers passes the mask only when this is set, as t2i does
@@ -65,6 +69,10 @@ def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str 
         requires_safety_checker=False,
     )
     sd.save_pretrained(out_dir, safe_serialization=True)
+    if takes_pooled_text(pipe.unet):  # its sentence embedding goes in through class_labels: a pipeline.py that does it
+        shutil.copy(Path(__file__).with_name("export_pipeline.py"), Path(out_dir) / "pipeline.py")
+        index = Path(out_dir) / "model_index.json"  # a plain StableDiffusionPipeline would draw other images
+        index.write_text(json.dumps(json.loads(index.read_text()) | {"_class_name": "SentenceEmbeddingPipeline"}))
     return Path(out_dir)
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -39,7 +41,26 @@ def test_fp16_export_halves_the_unet_and_generates_nearly_the_same(tiny_model, t
     assert (a - b).abs().max() < 0.05
 
 
-def test_a_model_with_the_pooled_embedding_does_not_export_to_diffusers(tiny_model, tmp_path):
-    with pytest.raises(ValueError, match="never passes"):
-        export_diffusers(tiny_model, tmp_path / "sd")
-    assert not (tmp_path / "sd").exists()
+@pytest.mark.parametrize("model", ["tiny", "demo"])
+def test_a_model_with_the_sentence_embedding_exports_with_its_pipeline_and_draws_our_image(model, tiny_model, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from t2i.diffusion.unet import takes_pooled_text
+
+    folder = tiny_model if model == "tiny" else Path(__file__).resolve().parent.parent / "weights" / "demo"
+    ours = Text2ImagePipeline.from_pretrained(folder)
+    assert takes_pooled_text(ours.unet)
+    out = export_diffusers(folder, tmp_path / "sd")
+    assert (out / "pipeline.py").is_file()
+    with pytest.raises(Exception, match="custom code in pipeline.py"):  # never run without being asked
+        DiffusionPipeline.from_pretrained(out, custom_pipeline=str(out))
+    theirs = DiffusionPipeline.from_pretrained(out, custom_pipeline=str(out), trust_remote_code=True)
+    assert type(theirs).__name__ == "SentenceEmbeddingPipeline"
+    prompt, negative = "This man has gray hair and a goatee. He wears eyeglasses.", "a hat"
+    kwargs = dict(num_inference_steps=5, guidance_scale=5.0)
+    generator = torch.Generator().manual_seed(3)
+    their_image = theirs(prompt, negative_prompt=negative, generator=generator, output_type="np", **kwargs).images[0]
+    ours.mixed_precision = "no"  # diffusers runs fp32
+    our_image = ours(prompt, negative_prompt=negative, seed=3, scheduler="dpm++", output_type="pt", **kwargs)[0]
+    our_image = ((our_image.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+    assert np.abs(their_image * 255 - our_image * 255).max() <= 1
