@@ -1,6 +1,7 @@
-"""The CPU thread count on a busy machine (issue 38): one demo-autoencoder training step (batch 8) with 1 thread,
-with every core's thread, and with `t2i.devices.free_cores()` (the CLI's default), on a quiet machine and beside
-a busy process of normal priority (one core spinning), interleaved in one process.
+"""The CPU thread count on a busy machine (issue 38): one demo-autoencoder training step (batch 8) with 1 thread
+and with every core's thread, interleaved in one process, on a quiet machine, beside a niced process spinning on
+one core, and beside one of normal priority; and what `t2i.devices.free_cores()` (the CLI's default) chose in
+each.
 
     python benchmarks/threads_under_load.py [--repeats 10] [--smoke]
 
@@ -66,12 +67,14 @@ def main() -> None:
     cores, repeats = torch.get_num_threads(), 2 if args.smoke else args.repeats
     result = {"step": f"autoencoder training step, {size}x{size}, batch {2 if args.smoke else 8}", "cores": cores}
     result["quiet"] = measure(step, cores, repeats)
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # one core taken, normal priority
-    try:
-        time.sleep(0.5)
-        result["beside_one_busy_process"] = measure(step, cores, repeats)
-    finally:
-        busy.kill()
+    for name, nice in (("beside_one_niced_process", 10), ("beside_one_busy_process", 0)):
+        spin = "import os; os.nice(%d)\nwhile True: pass" % nice  # one core taken
+        busy = subprocess.Popen([sys.executable, "-c", spin])
+        try:
+            time.sleep(0.5)
+            result[name] = measure(step, cores, repeats)
+        finally:
+            busy.kill()
     save("threads_under_load", result, args.smoke)
 
 

@@ -41,21 +41,21 @@ def cpu_runs_bf16_natively() -> bool:
 
 
 def free_cores(window_s: float = 0.1) -> int:
-    """The cores that other processes of normal priority leave free, at least 1: this process's cores less the
-    cores they kept busy over `window_s` (Linux's /proc/stat, where niced work, which yields, is counted apart;
-    elsewhere the 1-minute load average). More threads than free cores is far slower, not a little: OpenMP threads
-    wait at every barrier for a sibling that the OS descheduled (benchmarks/RESULTS.md §10)."""
+    """The cores that other processes leave free, at least 1: this process's cores less the cores kept busy over
+    `window_s` (Linux's /proc/stat, niced work included; elsewhere the 1-minute load average). More threads than
+    free cores is far slower, not a little: OpenMP threads wait at every barrier for a sibling that the OS has
+    descheduled, and in a Jupyter kernel beside one niced job 2 threads ran a small model 11x slower than 1
+    (benchmarks/RESULTS.md §10)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    busy = _busy_cores(window_s)
-    return max(1, min(cores, cores - round(busy)))
+    return max(1, min(cores, cores - round(_busy_cores(window_s))))
 
 
 def _busy_cores(window_s: float) -> float:
-    def ticks() -> tuple[int, int, int]:  # (busy at normal priority, all, cpus): user system irq softirq steal
+    def ticks() -> tuple[int, int, int]:  # (busy, all, cpus): user nice system idle iowait irq softirq steal
         lines = Path("/proc/stat").read_text().splitlines()
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in lines[0].split()[1:9])
+        values = [int(v) for v in lines[0].split()[1:9]]
         cpus = sum(line.startswith("cpu") and line[3:4].isdigit() for line in lines)
-        return user + system + irq + softirq + steal, user + nice + system + idle + iowait + irq + softirq + steal, cpus
+        return sum(values) - values[3] - values[4], sum(values), cpus
 
     try:
         busy_0, all_0, cpus = ticks()

@@ -191,7 +191,7 @@ def setting_fields(limits: ServeLimits, defaults) -> dict:
     return fields
 
 
-MAX_KEYS = 64  # a body with more keys is refused whole, before pydantic names each unknown one (600,000 took 7 s)
+MAX_KEYS = 64  # a body with more keys is refused whole, before pydantic names each unknown one (600,000: 4.4 s)
 
 
 def _few_keys(body):
