@@ -68,7 +68,7 @@ def main() -> None:
     result = {"step": f"autoencoder training step, {size}x{size}, batch {2 if args.smoke else 8}", "cores": cores}
     result["quiet"] = measure(step, cores, repeats)
     for name, nice in (("beside_one_niced_process", 10), ("beside_one_busy_process", 0)):
-        spin = "import os; os.nice(%d)\nwhile True: pass" % nice  # one core taken
+        spin = f"import os; os.nice({nice})\nwhile True: pass"  # one core taken
         busy = subprocess.Popen([sys.executable, "-c", spin])
         try:
             time.sleep(0.5)
