@@ -493,7 +493,7 @@ def validate(config: Config) -> None:
         if not ok:
             section, _, field_name = name.partition(".")
             value = getattr(config, section) if not field_name else getattr(getattr(config, section), field_name)
-            raise ValueError(f"{name} {requirement}, got {value!r}")
+            raise ValueError(f"{name} {requirement}, got {_shown(value)}")
 
 
 def require_family(config: Config, family: str) -> None:
