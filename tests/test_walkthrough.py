@@ -1,16 +1,14 @@
-"""docs/walkthrough.ipynb runs top to bottom (at its smallest setting: T2I_NOTEBOOK_SMOKE=1) and shows its pictures.
-It trains five models in a Jupyter kernel (about 7 minutes on 2 busy cores), so it is `slow`: `make test-slow`."""
+"""docs/walkthrough.ipynb runs top to bottom (at its smallest setting: T2I_NOTEBOOK_SMOKE=1, 30 s here) and shows its
+pictures."""
 
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "docs" / "walkthrough.ipynb"
 
 
-@pytest.mark.slow
 def test_the_walkthrough_runs_top_to_bottom_with_its_pictures(tmp_path, monkeypatch):
     monkeypatch.setenv("T2I_NOTEBOOK_SMOKE", "1")
     monkeypatch.setenv("T2I_WORK", str(tmp_path))
