@@ -55,6 +55,5 @@ def trained_parameters(pipe) -> int:
 
 def load_pipeline(model_dir: str | Path, device: str = "cpu"):
     """The pipeline of any family's model folder (or a Hub id of one), on `device`."""
-    model_dir = local_folder(model_dir)
     module, name = FAMILIES[model_family(model_dir)].split(":")
     return getattr(importlib.import_module(module), name).from_pretrained(model_dir, device)

@@ -10,10 +10,13 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from t2i.hub import local_folder
+
 
 def check_model_folder(folder: str | Path, files: list[str], what: str = "model folder") -> Path:
-    """Each of `files` (relative to `folder`) exists; .json files parse; .safetensors files read, every value finite."""
-    folder = Path(folder)
+    """Each of `files` (relative to `folder`, which may be a Hub id: t2i.hub) exists; .json files parse; .safetensors
+    files read, every value finite. Returns the local folder."""
+    folder = local_folder(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} not found: {folder}")
     missing = [name for name in files if not (folder / name).is_file()]

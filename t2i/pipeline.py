@@ -36,7 +36,6 @@ from t2i.devices import autocast, resolve_precision
 from t2i.diffusion.unet import denoise, sentence_token_count, takes_pooled_text
 from t2i.families import model_family
 from t2i.grid import pil_tensor, to_pil
-from t2i.hub import local_folder
 from t2i.model_folder import check_model_folder, load_diffusers_model
 from t2i.settings import SWAP_STEPS, Settings, setting
 from t2i.text import load_text_encoder, unet_condition
@@ -175,8 +174,7 @@ class Text2ImagePipeline:
     def from_pretrained(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> Text2ImagePipeline:
         """Load a model folder written by `t2i train diffusion` (unet/, vae/, scheduler/, text_encoder/) or
         `t2i train pixel-diffusion` (the same without vae/)."""
-        model_dir = local_folder(model_dir)  # a Hub id too
-        latent = model_family(model_dir) == "latent-diffusion"
+        latent = model_family(model_dir) == "latent-diffusion"  # model_dir: a Hub id too
         files = MODEL_FILES + (AUTOENCODER_FILES if latent else [])
         model_dir = check_model_folder(model_dir, files, "t2i model folder")
         unet = load_diffusers_model(UNet2DConditionModel, model_dir / "unet", "UNet folder")

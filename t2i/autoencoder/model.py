@@ -9,7 +9,6 @@ import torch
 from diffusers import AutoencoderKL, VQModel
 
 from t2i.config import AutoencoderConfig
-from t2i.hub import local_folder
 from t2i.model_folder import check_model_folder, load_diffusers_model
 
 
@@ -42,9 +41,7 @@ def build_autoencoder(config: AutoencoderConfig, image_size: int) -> Autoencoder
 
 def load_autoencoder(path: str | Path) -> AutoencoderKL | VQModel:
     """Load a trained autoencoder folder (diffusers save_pretrained layout) of either kind, or a Hub id of one."""
-    path = check_model_folder(
-        local_folder(path), ["config.json", "diffusion_pytorch_model.safetensors"], "autoencoder folder"
-    )
+    path = check_model_folder(path, ["config.json", "diffusion_pytorch_model.safetensors"], "autoencoder folder")
     config_file = path / "config.json"
     cls = VQModel if json.loads(config_file.read_text())["_class_name"] == "VQModel" else AutoencoderKL
     return load_diffusers_model(cls, path, "autoencoder folder").eval()

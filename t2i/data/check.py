@@ -187,13 +187,14 @@ def inside(root: Path, name) -> Path | None:
     relative = PurePosixPath(name.replace("\\", "/"))
     if relative.is_absolute() or ".." in relative.parts or PureWindowsPath(name).drive:
         return None
-    return root / relative if stays_inside(root, root / relative) else None
+    return root / relative if stays_inside(root.resolve(), root / relative) else None
 
 
-def stays_inside(root: Path, path: Path) -> bool:
-    """Whether `path`, its symbolic links followed, is inside `root` (a name too long to resolve is not)."""
+def stays_inside(real_root: Path, path: Path) -> bool:
+    """Whether `path`, its symbolic links followed, is inside `real_root` (resolved; a name too long to resolve is
+    not)."""
     try:
-        return path.resolve().is_relative_to(root.resolve())
+        return path.resolve().is_relative_to(real_root)
     except (OSError, RuntimeError):  # a name over the system's limit, a loop of links
         return False
 
@@ -245,9 +246,10 @@ def list_records(path: Path) -> tuple[str, list[Record], dict[str, list[str]]]:
         attribute_file = path / ATTRIBUTE_FILE
         attributes = read_attribute_file(attribute_file, problems) if attribute_file.is_file() else {}
         images = sorted(p for p in (path / "CelebA-HQ-img").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        real_root = path.resolve()
         for image in images:
             caption_file = path / "celeba-caption" / f"{image.stem}.txt"
-            if not (stays_inside(path, image) and stays_inside(path, caption_file)):
+            if not (stays_inside(real_root, image) and stays_inside(real_root, caption_file)):
                 problems["outside_dataset"].append(str(image))
                 continue
             captions = _decode_captions(caption_file.read_bytes()) if caption_file.is_file() else "missing_captions"

@@ -71,8 +71,7 @@ class TextEmbeddingCache:
         shown = state.is_main_process and total > 0
         progress = tqdm(total=total, desc="cache text embeddings", unit="caption", disable=not shown)
         for number in todo:
-            shard = shards[number]
-            path = self.folder / f"shard-{number:05d}.safetensors"
+            shard, path = shards[number], self._shard(number)
             rows = []
             for b in range(0, len(shard), batch_size):
                 with autocast(precision, next(text_encoder.parameters()).device):
@@ -84,15 +83,15 @@ class TextEmbeddingCache:
             os.replace(tmp, path)
         progress.close()
         state.wait_for_everyone()
-        self.embeddings = torch.cat(
-            [self._load(self.folder / f"shard-{n:05d}.safetensors") for n in range(len(shards))]
-        )
+        self.embeddings = torch.cat([self._load(self._shard(n)) for n in range(len(shards))])
         self.row = {key: i for i, (key, _) in enumerate(unique)}
         self.captions = [caption for _, caption in unique]
 
+    def _shard(self, number: int) -> Path:
+        return self.folder / f"shard-{number:05d}.safetensors"
+
     def _complete(self, number: int, shard: list[tuple[str, str]]) -> bool:
-        path = self.folder / f"shard-{number:05d}.safetensors"
-        return path.exists() and self._keys(path) == [k for k, _ in shard]
+        return self._shard(number).exists() and self._keys(self._shard(number)) == [k for k, _ in shard]
 
     @staticmethod
     def _keys(path: Path) -> list[str]:
