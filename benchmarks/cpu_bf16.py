@@ -56,7 +56,13 @@ def training(batch: int, repeats: int) -> dict:
     def step(precision: str):
         def call():
             loss, _, _ = diffusion_loss(
-                unet, noise_scheduler, z0, context, gen, 5.0, lambda: autocast(precision, "cpu")
+                unet,
+                noise_scheduler,
+                z0,
+                context,
+                generator=gen,
+                min_snr_gamma=5.0,
+                autocast=lambda: autocast(precision, "cpu"),
             )
             loss.backward()
             optimizer.step()

@@ -49,9 +49,7 @@ from t2i.config import diffusers_schedule_name, load_config
 from t2i.data.datasets import ImageCaptionDataset
 from t2i.data.synthetic import synthesize_dataset
 from t2i.devices import fits_on_device, process_state, resolve_precision, use_fast_gpu_math
-from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import (
-    BatchPlan,
     make_noise_scheduler,
     make_optimizer,
     micro_batch_inputs,
@@ -61,6 +59,8 @@ from t2i.diffusion.train import (
 )
 from t2i.diffusion.unet import build_unet, takes_pooled_text
 from t2i.text import load_text_encoder, tokenize, unet_condition
+from t2i.training.batches import BatchPlan, step_generator
+from t2i.training.text_cache import TextEmbeddingCache
 
 from common import ROOT, machine
 
@@ -134,7 +134,14 @@ class OurStep:
         tc, device = config.diffusion_training, accelerator.device
         self.tc, self.cache, self.text_cache, self.scale, self.accelerator = tc, cache, text_cache, scale, accelerator
         rows = list(range(len(cache)))
-        self.plan = BatchPlan(cache, rows, tc.seed, tc.batch_size, tc.cfg_dropout, tc.captions_per_image)
+        self.plan = BatchPlan(
+            cache,
+            rows,
+            seed=tc.seed,
+            batch_size=tc.batch_size,
+            cfg_dropout=tc.cfg_dropout,
+            captions_per_image=tc.captions_per_image,
+        )
         self.ema = EMAModel(
             unet.parameters(),
             decay=tc.ema_decay,
@@ -154,21 +161,27 @@ class OurStep:
 
     def micro_batches(self):
         device = self.accelerator.device
-        gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + self.step)
+        gen = step_generator(self.tc.seed, self.step)
         pooled = takes_pooled_text(self.raw)
-        encode = lambda captions, _: text_inputs(captions, None, self.text_cache, pooled, device)  # noqa: E731
-        yield *micro_batch_inputs(self.plan, self.cache, self.step, gen, self.scale, encode, device), gen
+
+        def encode(captions, _):
+            return text_inputs(captions, None, self.text_cache, pooled=pooled, device=device)
+
+        z0, context = micro_batch_inputs(
+            self.plan, self.cache, self.step, generator=gen, scale=self.scale, encode=encode, device=device
+        )
+        yield z0, context, gen
 
     def __call__(self):
         loss, _, _ = optimizer_step(
             self.accelerator,
             self.unet,
-            self.optimizer,
-            self.schedule,
             self.micro_batches(),
-            self.noise_scheduler,
-            self.tc,
-            self.trained,
+            optimizer=self.optimizer,
+            lr_schedule=self.schedule,
+            noise_scheduler=self.noise_scheduler,
+            tc=self.tc,
+            trained=self.trained,
         )
         self.ema.step(self.raw.parameters())
         self.loss_sum += loss

@@ -44,7 +44,7 @@ z0 = torch.randn({batch}, config.autoencoder.latent_channels, latent, latent)  #
 states = torch.randn({batch}, config.text.max_tokens, 384)  # ... and cached text embeddings
 context = unet_condition(states, torch.ones(states.shape[:2]), takes_pooled_text(unet))
 for _ in range(2):  # the second step has the optimizer state allocated
-    loss, _, _ = diffusion_loss(unet, make_noise_scheduler(config), z0, context, g, 5.0)
+    loss, _, _ = diffusion_loss(unet, make_noise_scheduler(config), z0, context, generator=g, min_snr_gamma=5.0)
     loss.backward(); optimizer.step(); optimizer.zero_grad(set_to_none=True)
 """
 

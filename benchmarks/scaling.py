@@ -37,7 +37,7 @@ def seconds_per_step(config, image_size: int, batch: int, repeats: int) -> dict:
     t = torch.full((2 * batch,), 500)
 
     def train():
-        loss, _, _ = diffusion_loss(unet, scheduler, z0, context, g, 5.0)
+        loss, _, _ = diffusion_loss(unet, scheduler, z0, context, generator=g, min_snr_gamma=5.0)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -28,10 +28,10 @@ from t2i.autoencoder.model import build_autoencoder, load_autoencoder
 from t2i.config import load_config
 from t2i.data.datasets import ImageCaptionDataset
 from t2i.data.synthetic import synthesize_dataset
-from t2i.diffusion.text_cache import TextEmbeddingCache
 from t2i.diffusion.train import diffusion_loss, make_noise_scheduler
 from t2i.diffusion.unet import build_unet, takes_pooled_text
 from t2i.text import load_text_encoder, unet_condition
+from t2i.training.text_cache import TextEmbeddingCache
 
 from common import DEMO_MODEL, ROOT, interleaved, ratio, save, spread
 
@@ -114,7 +114,7 @@ def main():
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
             def train_step(z0, context):
-                loss, _, _ = diffusion_loss(model, noise_scheduler, z0, context, gen, gamma)
+                loss, _, _ = diffusion_loss(model, noise_scheduler, z0, context, generator=gen, min_snr_gamma=gamma)
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)

@@ -7,24 +7,18 @@ diffusers folder (`OUT/vae/`) that `AutoencoderKL.from_pretrained` loads.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
 from diffusers import VQModel
 from diffusers.optimization import get_scheduler
-from tqdm import tqdm
 
 from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, hinge_d_loss, reconstruction_loss
 from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
-from t2i.checkpoint import StopOnInterrupt, resume_state, save_checkpoint
 from t2i.config import Config, diffusers_schedule_name, require_family, save_config, validate
 from t2i.data.datasets import EpochStream, ImageCaptionDataset, split_of, step_batches
-from t2i.devices import process_state, resolve_precision, use_fast_gpu_math
 from t2i.grid import make_grid, to_pil
-from t2i.plots import plot_losses
+from t2i.training.loop import GlobalRNG, Run, TrainingTask, start_run, train
 
 AUTOENCODER_FAMILIES = ("latent-diffusion", "vq-transformer")  # the families whose models sit on an autoencoder
 
@@ -63,171 +57,121 @@ def reconstruction_grid(model, x: torch.Tensor, path: Path) -> None:
     make_grid(to_pil(x) + to_pil(reconstruct(model, x)), cols=len(x), cell=96).save(path)
 
 
+class AutoencoderTask(TrainingTask):
+    """The autoencoder and its PatchGAN discriminator, each with Adam (LDM's betas), warm-up then cosine/constant."""
+
+    name, model_folder, curves, shown = "autoencoder", "vae", ("rec", "reg", "g", "d"), ("rec",)
+    title = "autoencoder"
+
+    def __init__(self, config: Config, run: Run, data_dir: str | Path):
+        self.config, self.tc, self.run = config, config.autoencoder_training, run
+        self._data(data_dir)
+        self._models()
+
+    def _data(self, data_dir: str | Path) -> None:
+        """The train split as an endless, position-keyed stream; a fixed validation batch for the grids."""
+        tc, size, fractions = self.tc, self.config.data.image_size, self.config.data.split_fractions
+        self.data = ImageCaptionDataset(
+            data_dir, size, "train", self.config.data.flip, seed=tc.seed, split_fractions=fractions
+        )
+        has_val = any(split_of(r.id, fractions) == "val" for r in self.data.report.records)
+        if not has_val:
+            self.run.accelerator.print(
+                "note: no validation images (data.split_fractions); the grids show training images"
+            )
+        split = "val" if has_val else "train"
+        val = ImageCaptionDataset(data_dir, size, split, report=self.data.report, split_fractions=fractions)
+        self.val_x = torch.stack([val.item(i, 0)["pixel_values"] for i in range(min(8, len(val)))])
+
+    def _models(self) -> None:
+        tc, device = self.tc, self.run.device
+        self.model = build_autoencoder(self.config.autoencoder, self.config.data.image_size)
+        self.disc = PatchDiscriminator(tc.disc_channels, tc.disc_layers)
+        self.lpips = LPIPS(tc.lpips_weights) if tc.lpips_weights else None
+        if tc.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            self.disc.to(memory_format=torch.channels_last)
+        fused = device.type == "cuda" or None  # one kernel for all parameters
+        self.opt_ae = torch.optim.Adam(self.model.parameters(), lr=tc.lr, betas=(0.5, 0.9), fused=fused)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=tc.lr, betas=(0.5, 0.9), fused=fused)
+        self.lr_schedule = get_scheduler(
+            diffusers_schedule_name(tc.lr_schedule, "autoencoder_training"),
+            self.opt_ae,
+            num_warmup_steps=tc.warmup_steps,
+            num_training_steps=tc.steps,
+        )
+        self.parts = {
+            "model": self.model,
+            "disc": self.disc,
+            "opt_ae": self.opt_ae,
+            "opt_d": self.opt_d,
+            "schedule": self.lr_schedule,
+            "rng": GlobalRNG(),
+        }
+
+    def prepare(self, run: Run, step: int) -> None:
+        tc, accelerator = self.tc, run.accelerator
+        if tc.compile:  # in place (the state dicts keep their keys); encode and decode are not forward()
+            for module in (self.model.encoder, self.model.decoder, self.disc):
+                module.compile()
+        self.wrapped, self.wrapped_disc = accelerator.prepare(self.model, self.disc, self.opt_ae, self.opt_d)[:2]
+        if self.lpips is not None:
+            self.lpips.to(run.device)
+        loader = torch.utils.data.DataLoader(
+            EpochStream(self.data, tc.seed),
+            batch_sampler=step_batches(step, tc.batch_size, accelerator.process_index, accelerator.num_processes),
+            num_workers=self.config.data.num_workers,
+            generator=torch.Generator(),  # its own: creating the iterator must not draw from the global RNG
+            pin_memory=run.device.type == "cuda",
+        )
+        self.batches = iter(loader)
+        self.images_per_step = tc.batch_size * accelerator.num_processes
+
+    def train_step(self, step: int) -> dict:
+        """The generator step: nll + regularizer (+ λ·adaptive weight · −D(x̂) once the GAN is on); then the
+        discriminator step: hinge loss on real x versus detached x̂."""
+        tc, accelerator = self.tc, self.run.accelerator
+        x = next(self.batches)["pixel_values"].to(self.run.device, non_blocking=True)
+        gan_on = step >= tc.disc_start
+        with accelerator.autocast():
+            x_hat, nll, regularizer = autoencoder_losses(self.wrapped, x, self.config, self.lpips)
+            loss = nll + regularizer
+            g_loss = torch.zeros((), device=x.device)
+            if gan_on:
+                g_loss = -self.wrapped_disc(x_hat).mean()
+                loss = loss + tc.disc_weight * adaptive_weight(nll, g_loss, self.model.decoder.conv_out.weight) * g_loss
+        self.opt_ae.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        self.opt_ae.step()
+        self.lr_schedule.step()
+        d_loss = torch.zeros((), device=x.device)
+        if gan_on:
+            with accelerator.autocast():
+                d_loss = hinge_d_loss(self.wrapped_disc(x), self.wrapped_disc(x_hat.detach()))
+            self.opt_d.zero_grad(set_to_none=True)
+            accelerator.backward(d_loss)
+            self.opt_d.step()
+        return {"rec": nll / x[0].numel(), "reg": regularizer, "g": g_loss, "d": d_loss}
+
+    def sample(self, step: int, folder: Path) -> None:
+        reconstruction_grid(self.model.eval(), self.val_x.to(self.run.device), folder / f"recon-{step:07d}.png")
+        self.model.train()
+
+    def save_model(self, folder: Path) -> None:
+        """The latent scale s = 1/std(z), stored in the model config, then a diffusers folder."""
+        self.model.eval()
+        scale = measure_scaling_factor(self.model, self.data, self.tc.scale_samples)
+        self.model.register_to_config(scaling_factor=scale)
+        self.model.save_pretrained(folder, safe_serialization=True)
+        save_config(self.config, folder / "t2i_config.yaml")
+        self.run.accelerator.print(f"latent scaling factor {scale:.5f}; saved {folder}")
+
+
 def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path) -> Path:
     """Train (or resume) an autoencoder; returns the saved model folder OUT/vae."""
     validate(config)
     if config.family not in AUTOENCODER_FAMILIES:
         require_family(config, "latent-diffusion")  # names the command that trains this config's family
-    tc, size = config.autoencoder_training, config.data.image_size
-    out = Path(out_dir)
-    for sub in ("checkpoints", "samples", "logs"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    precision = resolve_precision(tc.mixed_precision, process_state().device)
-    accelerator = Accelerator(mixed_precision=precision, log_with="tensorboard", project_dir=out / "logs")
-    device = accelerator.device
-    if device.type == "cuda":
-        use_fast_gpu_math()
-    set_seed(tc.seed)
-    save_config(config, out / "config.yaml")
-
-    # data: train split as an endless, position-keyed stream; a fixed validation batch for the grids
-    data = ImageCaptionDataset(
-        data_dir, size, "train", config.data.flip, seed=tc.seed, split_fractions=config.data.split_fractions
-    )
-    fractions = config.data.split_fractions
-    has_val = any(split_of(r.id, fractions) == "val" for r in data.report.records)
-    if not has_val:
-        accelerator.print("note: no validation images (data.split_fractions); the grids show training images")
-    val = ImageCaptionDataset(
-        data_dir, size, "val" if has_val else "train", report=data.report, split_fractions=fractions
-    )
-    val_x = torch.stack([val.item(i, 0)["pixel_values"] for i in range(min(8, len(val)))])
-
-    # models and optimizers (Adam with LDM's betas), linear warm-up then cosine or constant LR
-    model = build_autoencoder(config.autoencoder, size)
-    disc = PatchDiscriminator(tc.disc_channels, tc.disc_layers)
-    lpips = LPIPS(tc.lpips_weights) if tc.lpips_weights else None
-    if tc.channels_last:
-        model.to(memory_format=torch.channels_last)
-        disc.to(memory_format=torch.channels_last)
-    fused = device.type == "cuda" or None  # one kernel for all parameters
-    opt_ae = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9), fused=fused)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9), fused=fused)
-    schedule = get_scheduler(
-        diffusers_schedule_name(tc.lr_schedule, "autoencoder_training"),
-        opt_ae,
-        num_warmup_steps=tc.warmup_steps,
-        num_training_steps=tc.steps,
-    )
-
-    # resume: model, discriminator, optimizers, LR schedule, RNG, loss history and step
-    step, history = 0, []
-    resumed = resume_state(out / "checkpoints")
-    if resumed:
-        checkpoint, state = resumed
-        model.load_state_dict(state["model"])
-        disc.load_state_dict(state["disc"])
-        opt_ae.load_state_dict(state["opt_ae"])
-        opt_d.load_state_dict(state["opt_d"])
-        schedule.load_state_dict(state["schedule"])
-        torch.set_rng_state(state["rng"])
-        step, history = state["step"], state["history"]
-        accelerator.print(f"resumed from {checkpoint} at step {step}")
-
-    if tc.compile:  # in place (the state dicts keep their keys); encode and decode are not forward()
-        for module in (model.encoder, model.decoder, disc):
-            module.compile()
-    model, disc, opt_ae, opt_d = accelerator.prepare(model, disc, opt_ae, opt_d)
-    if lpips is not None:
-        lpips.to(device)
-    loader = torch.utils.data.DataLoader(
-        EpochStream(data, tc.seed),
-        batch_sampler=step_batches(step, tc.batch_size, accelerator.process_index, accelerator.num_processes),
-        num_workers=config.data.num_workers,
-        generator=torch.Generator(),  # its own: creating the iterator must not draw from the global RNG
-        pin_memory=device.type == "cuda",
-    )
-    batches = iter(loader)
-    ae = accelerator.unwrap_model(model)
-    last_layer = ae.decoder.conv_out.weight
-    accelerator.init_trackers("autoencoder")
-
-    def save(step: int) -> None:
-        if accelerator.is_main_process:
-            state = {
-                "step": step,
-                "history": history,
-                "rng": torch.get_rng_state(),
-                "model": ae.state_dict(),
-                "disc": accelerator.unwrap_model(disc).state_dict(),
-                "opt_ae": opt_ae.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "schedule": schedule.state_dict(),
-            }
-            save_checkpoint(out / "checkpoints", step, state, tc.keep_checkpoints)
-
-    progress = tqdm(total=tc.steps, initial=step, desc="autoencoder", disable=not accelerator.is_main_process)
-    tick, seen = time.perf_counter(), 0
-    with StopOnInterrupt(enabled=accelerator.num_processes == 1) as stop:  # Ctrl-C: checkpoint, then stop
-        while step < tc.steps:
-            x = next(batches)["pixel_values"].to(device, non_blocking=True)
-            gan_on = step >= tc.disc_start
-
-            # generator step: nll + regularizer (+ λ·adaptive weight · −D(x̂) once the GAN is on)
-            with accelerator.autocast():
-                x_hat, nll, regularizer = autoencoder_losses(model, x, config, lpips)
-                loss = nll + regularizer
-                g_loss = torch.zeros((), device=x.device)
-                if gan_on:
-                    g_loss = -disc(x_hat).mean()
-                    weight = tc.disc_weight * adaptive_weight(nll, g_loss, last_layer)
-                    loss = loss + weight * g_loss
-            opt_ae.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            opt_ae.step()
-            schedule.step()
-
-            # discriminator step: hinge loss on real x versus detached x̂
-            d_loss = torch.zeros((), device=x.device)
-            if gan_on:
-                with accelerator.autocast():
-                    d_loss = hinge_d_loss(disc(x), disc(x_hat.detach()))
-                opt_d.zero_grad(set_to_none=True)
-                accelerator.backward(d_loss)
-                opt_d.step()
-
-            step += 1
-            seen += len(x) * accelerator.num_processes
-            progress.update()
-            log_due = step % tc.log_every == 0 or step == tc.steps
-            sample_due = accelerator.is_main_process and (step % tc.sample_every == 0 or step == tc.steps)
-            save_due = step % tc.checkpoint_every == 0 or step == tc.steps
-            if (log_due or sample_due or save_due or stop.requested) and not torch.isfinite(loss):  # NaN weights
-                raise FloatingPointError(f"autoencoder loss is {loss.item()} at step {step}; last good checkpoint kept")
-            if log_due:
-                rate = seen / (time.perf_counter() - tick)
-                tick, seen = time.perf_counter(), 0
-                n_pixels = x[0].numel()
-                logs = {
-                    "step": step,
-                    "rec": nll.item() / n_pixels,
-                    "reg": regularizer.item(),
-                    "g": g_loss.item(),
-                    "d": d_loss.item(),
-                    "lr": schedule.get_last_lr()[0],
-                    "images_per_s": rate,
-                }
-                history.append(logs)
-                accelerator.log({f"autoencoder/{k}": v for k, v in logs.items() if k != "step"}, step=step)
-                progress.set_postfix(rec=f"{logs['rec']:.4f}", img_s=f"{rate:.1f}")
-            if sample_due:
-                reconstruction_grid(ae.eval(), val_x.to(device), out / "samples" / f"recon-{step:07d}.png")
-                ae.train()
-                plot_losses(history, out / "samples" / "losses.png", ["rec", "reg", "g", "d"], "autoencoder")
-            if save_due or stop.requested:  # Ctrl-C may come while the grid is written
-                save(step)
-            stop.stop_if_requested(step, tc.steps)
-    progress.close()
-    accelerator.end_training()
-
-    # the latent scale s = 1/std(z), stored in the model config, then a diffusers folder
-    final = out / "vae"
-    if accelerator.is_main_process:
-        ae.eval()
-        scale = measure_scaling_factor(ae, data, tc.scale_samples)
-        ae.register_to_config(scaling_factor=scale)
-        ae.save_pretrained(final, safe_serialization=True)
-        save_config(config, final / "t2i_config.yaml")
-        accelerator.print(f"latent scaling factor {scale:.5f}; saved {final}")
-    accelerator.wait_for_everyone()
-    return final
+    tc = config.autoencoder_training
+    run = start_run(config, tc, out_dir, precision=tc.mixed_precision)
+    return train(run, AutoencoderTask(config, run, data_dir))

@@ -7,7 +7,6 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
-from t2i.autoencoder import train as train_module
 from t2i.autoencoder.model import encode, load_autoencoder
 from t2i.autoencoder.train import train_autoencoder
 from t2i.checkpoint import save_checkpoint
@@ -50,7 +49,7 @@ def test_resume_gives_the_same_weights_as_a_straight_run(tiny_faces, tiny_config
         save_checkpoint(folder, step, state, keep)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr("t2i.training.loop.save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train_autoencoder(config, tiny_faces, tmp_path / "resumed")
     monkeypatch.undo()

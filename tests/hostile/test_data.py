@@ -17,8 +17,8 @@ from t2i.config import TextConfig
 from t2i.data.check import scan_dataset
 from t2i.data.datasets import ImageCaptionDataset, load_pixels
 from t2i.data.synthetic import synthesize_dataset
-from t2i.diffusion.text_cache import encoder_id
 from t2i.text import load_text_encoder
+from t2i.training.text_cache import encoder_id
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,10 @@ import torch
 from t2i.cli import main
 from t2i.config import load_config
 from t2i.data.datasets import load_pixels
+from t2i.data.pixels import PixelImages
 from t2i.families import load_pipeline
 from t2i.pipeline import SamplingSettings
-from t2i.pixel_diffusion.train import PixelImages, train_pixel_diffusion
+from t2i.pixel_diffusion.train import train_pixel_diffusion
 
 
 def test_images_in_memory_are_exactly_what_the_dataset_loads(tiny_faces):

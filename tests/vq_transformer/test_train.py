@@ -9,6 +9,7 @@ from t2i.checkpoint import save_checkpoint
 from t2i.cli import main
 from t2i.config import load_config
 from t2i.families import load_pipeline
+from t2i.vq_transformer.model import TokenTransformer
 from t2i.vq_transformer.pipeline import TokenSamplingSettings, gumbel_noise
 from t2i.vq_transformer.train import train_prior
 
@@ -62,7 +63,7 @@ def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
     training = dataclasses.replace(config.transformer_training, steps=12, checkpoint_every=6, sample_every=100)
     config.transformer_training = training
     straight = train_prior(config, cache, vq, tmp_path / "straight")
-    monkeypatch.setattr("t2i.vq_transformer.train.save_checkpoint", save_then_die)
+    monkeypatch.setattr("t2i.training.loop.save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_prior(config, cache, vq, tmp_path / "resumed")
     monkeypatch.undo()
@@ -85,6 +86,7 @@ def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
 
 def test_a_nan_loss_stops_with_the_last_checkpoint_named(tiny_vq, tmp_path, monkeypatch):
     _, vq, cache = tiny_vq
-    monkeypatch.setattr("t2i.vq_transformer.model.TokenTransformer.loss", lambda *args: torch.tensor(float("nan")))
-    with pytest.raises(FloatingPointError, match="prior loss is nan at step 0"):
+    real_loss = TokenTransformer.loss
+    monkeypatch.setattr(TokenTransformer, "loss", lambda *args: real_loss(*args) * float("nan"))
+    with pytest.raises(FloatingPointError, match="prior loss is nan in steps 1-"):
         train_prior(load_config("configs/vq-tiny.yaml"), cache, vq, tmp_path)

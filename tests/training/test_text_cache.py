@@ -1,8 +1,8 @@
 import torch
 
 from t2i.config import TextConfig
-from t2i.diffusion.text_cache import TextEmbeddingCache, caption_key
 from t2i.text import load_text_encoder
+from t2i.training.text_cache import TextEmbeddingCache, caption_key
 
 
 def test_the_cache_counts_captions_as_it_encodes_them_and_reopens_without_work(tmp_path, capsys):
@@ -19,7 +19,7 @@ def test_the_cache_counts_captions_as_it_encodes_them_and_reopens_without_work(t
 
 
 def test_the_encoder_identity_does_not_change_once_the_tokenizer_was_used():
-    from t2i.diffusion.text_cache import encoder_id
+    from t2i.training.text_cache import encoder_id
 
     encoder = load_text_encoder(TextConfig(max_tokens=12))
     before = encoder_id(encoder)
