@@ -37,7 +37,7 @@ from t2i.diffusion.unet import denoise, sentence_token_count, takes_pooled_text
 from t2i.families import model_family
 from t2i.grid import pil_tensor, to_pil
 from t2i.model_folder import check_model_folder, load_diffusers_model
-from t2i.settings import SWAP_STEPS, Settings, setting
+from t2i.settings import SWAP_STEPS, Settings, guide, setting, uses_guidance
 from t2i.text import load_text_encoder, unet_condition
 
 SCHEDULERS = {
@@ -48,6 +48,7 @@ SCHEDULERS = {
     "euler-a": EulerAncestralDiscreteScheduler,
     "unipc": UniPCMultistepScheduler,
 }
+DIFFUSERS_NAMES = {"steps": "num_inference_steps", "guidance": "guidance_scale"}  # __call__'s keywords for them
 MAX_GUIDANCE = 50.0  # classifier-free guidance scales above this only saturate the image
 
 
@@ -67,6 +68,39 @@ class SamplingSettings(Settings):
     steps: int = setting(20, "sampler steps", 1, 1000)
     guidance: float = setting(3.0, "classifier-free guidance g: ε = ε_u + g (ε_c − ε_u); 1 = off", 0, MAX_GUIDANCE)
     scheduler: str = setting("dpm++", "the sampler", choices=tuple(SCHEDULERS))
+
+
+@dataclass
+class EditSettings(Settings):
+    """How `image=` and `source_prompt=` edit (t2i.editing); each matters only with its input."""
+
+    strength: float = setting(1.0, "image-to-image: the share of the sampler's steps run; 0 keeps the image", 0, 1)
+    swap_steps: float = setting(SWAP_STEPS, "word swap: the share of steps with the source's cross-attention", 0, 1)
+    self_swap_steps: float = setting(0.0, "word swap: the share of steps with the source's self-attention", 0, 1)
+
+
+@dataclass
+class Request:
+    """One call's inputs, checked (Text2ImagePipeline.check_inputs)."""
+
+    prompts: list[str]
+    negatives: list[str]
+    sources: list[str] | None  # a word swap's source prompts, one per prompt
+    per_prompt: int
+    settings: SamplingSettings
+    edits: EditSettings
+    pixels: torch.Tensor | None  # image=: (batch, 3, size, size) in [-1, 1]
+    mask: torch.Tensor | None  # mask_image=: (batch, 1, size, size) in [0, 1], 1 = repaint
+    local_blend: bool
+    return_attention: bool
+
+    @property
+    def batch(self) -> int:
+        return len(self.prompts) * self.per_prompt
+
+    @property
+    def copies(self) -> int:
+        return 1 if self.sources is None else 2  # a word swap draws [source images; edited images] together
 
 
 def make_scheduler(name: str, train_scheduler_config) -> object:
@@ -135,7 +169,21 @@ def check_request(
 
 
 class Text2ImagePipeline:
-    """Latent diffusion (with `vae`) or pixel-space diffusion (`vae` None: the UNet denoises the image itself)."""
+    """Latent diffusion (with `vae`) or pixel-space diffusion (`vae` None: the UNet denoises the image itself).
+
+    Editing. `image` (a PIL image, a list of them, or a (B, 3, H, W) tensor in [-1, 1]; one, or one per
+    prompt) with `strength` s: SDEdit, the denoising starts from the image's latent noised to the last
+    s·steps of the sampler's steps (0 gives the image back through the autoencoder, 1 ignores it).
+    `mask_image` (white or 1 = repaint; PIL or (B, 1, H, W) in [0, 1]) inpaints: after every step the latent
+    outside the mask is the image's own, noised to the next step. `source_prompt`: a word swap
+    (prompt-to-prompt): each prompt is drawn from its source prompt's noise, with the source's cross-attention
+    for the first `swap_steps` (a fraction) of the steps and its self-attention (the layout) for the first
+    `self_swap_steps`; with `local_blend`, the edit keeps the source's latent wherever the swapped words do not
+    attend (prompt-to-prompt's LocalBlend, t2i.attention). `return_attention`: returns (images, maps), maps
+    one AttentionMaps per image: a map per prompt token (cross-attention averaged over heads, layers and
+    steps, at the image's size; at every pixel the maps of all `max_tokens` positions, and of the sentence
+    embedding's tokens where the UNet has them, sum to 1).
+    """
 
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
     takes_edits = True  # image=, mask_image=, source_prompt=, return_attention= (t2i.editing)
@@ -270,6 +318,127 @@ class Text2ImagePipeline:
         tokens = self.text_encoder.tokenizer.convert_ids_to_tokens([ids[k] for k in own])
         return AttentionMaps(tokens, maps[[lead + k for k in own]])
 
+    def check_inputs(
+        self,
+        prompt,
+        negative_prompt,
+        *,
+        seed,
+        per_prompt,
+        output_type,
+        settings,
+        edits,
+        image,
+        mask_image,
+        source_prompt,
+        local_blend,
+        return_attention,
+    ) -> Request:
+        """Every argument checked once (the ranges by the settings classes); a ValueError naming the first bad one."""
+        max_steps = self.scheduler_config["num_train_timesteps"]
+        if settings.steps > max_steps:
+            raise ValueError(f"steps must be at most the model's {max_steps} training timesteps, got {settings.steps}")
+        prompts, negatives = check_request(prompt, negative_prompt, seed, per_prompt, output_type)
+        if (edits.strength != 1 or mask_image is not None) and image is None:
+            raise ValueError("strength and mask_image edit an image: give image= as well")
+        sources = None
+        if source_prompt is not None:
+            sources, _ = check_request(source_prompt, None, seed, per_prompt, output_type)
+            if len(sources) != len(prompts):
+                raise ValueError("source_prompt must be a string or a list of strings, one per prompt")
+        if local_blend and sources is None:
+            raise ValueError("local_blend blends a word swap: give source_prompt= as well")
+        pixels = None if image is None else self.image_tensor(image, len(prompts), per_prompt)
+        mask = None if mask_image is None else self.image_tensor(mask_image, len(prompts), per_prompt, mask=True)
+        return Request(
+            prompts, negatives, sources, per_prompt, settings, edits, pixels, mask, local_blend, return_attention
+        )
+
+    def encode_request(self, request: Request) -> tuple[dict, bool]:
+        """1. The UNet's text inputs: [negative; prompt] under guidance, else the prompt's (a word swap's sources
+        first); and whether guidance is on."""
+        texts = request.prompts if request.sources is None else request.sources + request.prompts
+        cond = self.encode_prompt(texts, request.per_prompt)
+        if not uses_guidance(request.settings.guidance):
+            return cond, False
+        uncond = self.encode_prompt(request.negatives * request.copies, request.per_prompt)
+        return {name: torch.cat([uncond[name], cond[name]]) for name in cond}, True
+
+    def prepare_latents(self, sampler, request: Request, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """2. The sampler's timesteps, then the noise ε and z_T = σ_max ε (the initial sigma depends on them)."""
+        sampler.set_timesteps(request.settings.steps, device=self.device)
+        size = self.unet.config.sample_size
+        shape = (request.copies * request.batch, self.unet.config.in_channels, size, size)
+        noise = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
+        return noise, noise * sampler.init_noise_sigma
+
+    def start_from_image(self, sampler, request: Request, noise, latents):
+        """2b. Image-to-image (SDEdit): the image's latent z_img noised to the first of the last strength·steps
+        steps, which are the only ones run. Returns (z_img, timesteps, latents)."""
+        z_image = self.encode_image(request.pixels).repeat(request.copies, 1, 1, 1)
+        steps = request.settings.steps
+        skip = steps - int(steps * request.edits.strength)  # the steps SDEdit leaves out
+        timesteps = sampler.timesteps[skip * sampler.order :]
+        if hasattr(sampler, "set_begin_index"):
+            sampler.set_begin_index(skip * sampler.order)
+        if skip:
+            latents = sampler.add_noise(z_image, noise, timesteps[:1]) if len(timesteps) else z_image
+        return z_image, timesteps, latents
+
+    def edit_step(self, request: Request, sampler, timesteps, noise, z_image, control, words):
+        """2e. What follows each sampler step, as a function (step, z) -> z: inpainting puts back the image's
+        latent, noised to the next step, outside the mask; a local blend keeps the source's latent where the
+        swapped words do not attend; the attention control counts the step."""
+        keep = None  # 1 where the image's latent is kept (the mask's complement, at the latent's size)
+        if request.mask is not None:
+            keep = 1 - F.interpolate(request.mask, size=self.unet.config.sample_size, mode="area")
+            keep = keep.repeat(request.copies, 1, 1, 1)
+
+        def after(step: int, latents: torch.Tensor) -> torch.Tensor:
+            if keep is not None:  # z = keep ⊙ z_img(t_next) + (1 − keep) ⊙ z
+                later = timesteps[step : step + 1]
+                known = z_image if not len(later) else sampler.add_noise(z_image, noise, later)
+                latents = keep * known + (1 - keep) * latents
+            if request.local_blend:  # z_edit = z_source + m ⊙ (z_edit − z_source)
+                source, edited = latents.chunk(2)
+                latents = torch.cat([source, source + control.blend_mask(words) * (edited - source)])
+            if control is not None:
+                control.step += 1
+            return latents
+
+        return after
+
+    def attention_control(self, request: Request, guided: bool, steps: int):
+        """2c. A word swap's attention (the source's maps for the first swap_steps of the steps) and the recorded
+        maps (return_attention, local_blend), or None when neither is asked for; and the swapped words."""
+        if request.sources is None and not request.return_attention:
+            return None, None
+        swap = words = None
+        if request.sources is not None:
+            swap, words = self.word_swap(request.sources, request.prompts, request.per_prompt)
+        edits, size = request.edits, self.unet.config.sample_size
+        cross_until, self_until = int(edits.swap_steps * steps), int(edits.self_swap_steps * steps)
+        record = request.return_attention or request.local_blend
+        control = AttentionControl(request.copies * request.batch, guided, size, swap, cross_until, self_until, record)
+        return control, words
+
+    def denoise_step(self, sampler, latents, t, context, guidance: float, generator) -> torch.Tensor:
+        """3. ε = ε_u + g (ε_c − ε_u) (one pass without guidance), then one sampler step."""
+        guided = uses_guidance(guidance)
+        model_input = sampler.scale_model_input(torch.cat([latents] * 2) if guided else latents, t)
+        eps = denoise(self.unet, model_input, t, context).float()
+        if guided:
+            eps = guide(*eps.chunk(2), guidance)
+        extra = {"generator": generator} if "generator" in inspect.signature(sampler.step).parameters else {}
+        return sampler.step(eps, t, latents, **extra).prev_sample
+
+    def decode(self, latents: torch.Tensor, output_type: str):
+        """4. x = D(z0 / s) (in pixel space the denoised sample is the image)."""
+        if output_type == "latent":
+            return latents
+        images = latents if self.vae is None else self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        return to_pil(images.float()) if output_type == "pil" else images.float()
+
     @torch.no_grad()
     def __call__(
         self,
@@ -296,138 +465,55 @@ class Text2ImagePipeline:
         """Images for the prompts; `callback(step, total)` is called after every denoising step.
         The sampler settings are `settings` (None: `self.defaults`, the model folder's sampling.json if any),
         each replaced by diffusers' keyword for it when given (num_inference_steps, guidance_scale, scheduler).
-
-        Editing. `image` (a PIL image, a list of them, or a (B, 3, H, W) tensor in [-1, 1]; one, or one per
-        prompt) with `strength` s: SDEdit, the denoising starts from the image's latent noised to the last
-        s·steps of the sampler's steps (0 gives the image back through the autoencoder, 1 ignores it).
-        `mask_image` (white or 1 = repaint; PIL or (B, 1, H, W) in [0, 1]) inpaints: after every step the latent
-        outside the mask is the image's own, noised to the next step. `source_prompt`: a word swap
-        (prompt-to-prompt): each prompt is drawn from its source prompt's noise, with the source's cross-attention
-        for the first `swap_steps` (a fraction) of the steps and its self-attention (the layout) for the first
-        `self_swap_steps`; with `local_blend`, the edit keeps the source's latent wherever the swapped words do not
-        attend (prompt-to-prompt's LocalBlend, t2i.attention). `return_attention`: returns (images, maps), maps
-        one AttentionMaps per image: a map per prompt token (cross-attention averaged over heads, layers and
-        steps, at the image's size; at every pixel the maps of all `max_tokens` positions, and of the sentence
-        embedding's tokens where the UNet has them, sum to 1)."""
-        max_steps = self.scheduler_config["num_train_timesteps"]
-        if num_inference_steps is not None and not (
-            isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= max_steps
-        ):
-            raise ValueError(
-                f"num_inference_steps must be an integer from 1 to {max_steps}, got {num_inference_steps!r}"
-            )
-        if guidance_scale is not None and not (
-            isinstance(guidance_scale, int | float) and 0 <= guidance_scale <= MAX_GUIDANCE
-        ):
-            raise ValueError(f"guidance_scale must be a number from 0 to {MAX_GUIDANCE}, got {guidance_scale!r}")
-        settings = (settings or self.defaults).override(
-            steps=num_inference_steps, guidance=guidance_scale, scheduler=scheduler
+        The edits (image=, strength=, mask_image=, source_prompt=, ...): the class's docstring."""
+        # 0. check the inputs
+        given = {"steps": num_inference_steps, "guidance": guidance_scale, "scheduler": scheduler}
+        settings = (settings or self.defaults).override(DIFFUSERS_NAMES, **given)
+        edits = EditSettings(strength, swap_steps, self_swap_steps).check()
+        request = self.check_inputs(
+            prompt,
+            negative_prompt,
+            seed=seed,
+            per_prompt=num_images_per_prompt,
+            output_type=output_type,
+            settings=settings,
+            edits=edits,
+            image=image,
+            mask_image=mask_image,
+            source_prompt=source_prompt,
+            local_blend=local_blend,
+            return_attention=return_attention,
         )
-        num_inference_steps, guidance_scale, scheduler = settings.steps, settings.guidance, settings.scheduler
-        if num_inference_steps > max_steps:
-            raise ValueError(
-                f"steps must be at most the model's {max_steps} training timesteps, got {num_inference_steps}"
-            )
-        prompts, negatives = check_request(prompt, negative_prompt, seed, num_images_per_prompt, output_type)
-        if not (isinstance(strength, int | float) and 0 <= strength <= 1):
-            raise ValueError(f"strength must be a number from 0 to 1, got {strength!r}")
-        if (strength != 1 or mask_image is not None) and image is None:
-            raise ValueError("strength and mask_image edit an image: give image= as well")
-        for name, value in (("swap_steps", swap_steps), ("self_swap_steps", self_swap_steps)):
-            if not (isinstance(value, int | float) and 0 <= value <= 1):
-                raise ValueError(f"{name} must be a fraction from 0 to 1, got {value!r}")
-        sources = None
-        if source_prompt is not None:
-            sources, _ = check_request(source_prompt, None, seed, num_images_per_prompt, output_type)
-            if len(sources) != len(prompts):
-                raise ValueError("source_prompt must be a string or a list of strings, one per prompt")
-        if local_blend and sources is None:
-            raise ValueError("local_blend blends a word swap: give source_prompt= as well")
-        batch = len(prompts) * num_images_per_prompt
-        pixels = None if image is None else self.image_tensor(image, len(prompts), num_images_per_prompt)
-        mask = None
-        if mask_image is not None:
-            mask = self.image_tensor(mask_image, len(prompts), num_images_per_prompt, mask=True)
+        batch, copies = request.batch, request.copies
         # the networks under autocast where the device runs bf16 natively ("auto"); the sampler stays in fp32
         with autocast(resolve_precision(self.mixed_precision, self.device), self.device):
-            sampler = make_scheduler(scheduler, self.scheduler_config)
-            copies = 1 if sources is None else 2  # a word swap draws [source images; edited images] together
+            sampler = make_scheduler(settings.scheduler, self.scheduler_config)
             if generator is None:  # image k gets seed + k, so any one image can be made again on its own
                 generator = [torch.Generator("cpu").manual_seed(seed + k % batch) for k in range(copies * batch)]
 
             # 1. encode the prompt (and the negative / empty prompt for classifier-free guidance)
-            texts = prompts if sources is None else sources + prompts
-            cond = self.encode_prompt(texts, num_images_per_prompt)
-            use_cfg = guidance_scale > 1.0
-            if use_cfg:
-                uncond = self.encode_prompt(negatives * copies, num_images_per_prompt)
-                context = {name: torch.cat([uncond[name], cond[name]]) for name in cond}
+            context, guided = self.encode_request(request)
 
-            # 2. the sampler's timesteps, then latents z_T ~ N(0, I) scaled by its initial sigma (which depends on
-            # them); editing an image: its latent z_img noised to the first of the last strength·steps steps
-            sampler.set_timesteps(num_inference_steps, device=self.device)
-            size = self.unet.config.sample_size
-            shape = (copies * batch, self.unet.config.in_channels, size, size)
-            noise = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
-            timesteps, latents = sampler.timesteps, noise * sampler.init_noise_sigma
-            if pixels is not None:
-                z_image = self.encode_image(pixels).repeat(copies, 1, 1, 1)
-                skip = num_inference_steps - int(num_inference_steps * strength)  # the steps SDEdit leaves out
-                timesteps = timesteps[skip * sampler.order :]
-                if hasattr(sampler, "set_begin_index"):
-                    sampler.set_begin_index(skip * sampler.order)
-                if skip:
-                    latents = sampler.add_noise(z_image, noise, timesteps[:1]) if len(timesteps) else z_image
-            keep = None  # inpainting: 1 where the image's latent is kept (the mask's complement, at the latent's size)
-            if mask is not None:
-                keep = (1 - F.interpolate(mask, size=size, mode="area")).repeat(copies, 1, 1, 1)
-            control = None
-            if sources is not None or return_attention:
-                swap, words = None, None
-                if sources is not None:
-                    swap, words = self.word_swap(sources, prompts, num_images_per_prompt)
-                cross_until, self_until = int(swap_steps * len(timesteps)), int(self_swap_steps * len(timesteps))
-                control = AttentionControl(
-                    copies * batch, use_cfg, size, swap, cross_until, self_until, record=return_attention or local_blend
-                )
+            # 2. timesteps and z_T; image-to-image: the image's noised latent; the attention of a word swap
+            noise, latents = self.prepare_latents(sampler, request, generator)
+            timesteps, z_image = sampler.timesteps, None
+            if request.pixels is not None:
+                z_image, timesteps, latents = self.start_from_image(sampler, request, noise, latents)
+            control, words = self.attention_control(request, guided, len(timesteps))
+            edit_step = self.edit_step(request, sampler, timesteps, noise, z_image, control, words)
 
-            # 3. denoising loop: ε = ε_u + g (ε_c − ε_u), then one sampler step (inpainting: then the image's
-            # latent, noised to the next step, outside the mask)
-            takes_generator = "generator" in inspect.signature(sampler.step).parameters  # stochastic samplers
+            # 3. the denoising loop: a sampler step, then the edits' (inpainting, local blend)
             with controlled(self.unet, control) if control else nullcontext():
                 for step, t in enumerate(timesteps, 1):
-                    model_input = torch.cat([latents] * 2) if use_cfg else latents
-                    model_input = sampler.scale_model_input(model_input, t)
-                    eps = denoise(self.unet, model_input, t, context if use_cfg else cond).float()
-                    if use_cfg:
-                        eps_uncond, eps_cond = eps.chunk(2)
-                        eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-                    extra = {"generator": generator} if takes_generator else {}
-                    latents = sampler.step(eps, t, latents, **extra).prev_sample
-                    if keep is not None:
-                        later = timesteps[step : step + 1]
-                        known = z_image if step == len(timesteps) else sampler.add_noise(z_image, noise, later)
-                        latents = keep * known + (1 - keep) * latents
-                    if local_blend:  # z_edit = z_source + m ⊙ (z_edit − z_source)
-                        source, edited = latents.chunk(2)
-                        latents = torch.cat([source, source + control.blend_mask(words) * (edited - source)])
-                    if control is not None:
-                        control.step += 1
+                    latents = self.denoise_step(sampler, latents, t, context, settings.guidance, generator)
+                    latents = edit_step(step, latents)
                     if callback is not None:
                         callback(step, len(timesteps))
 
-            # 4. decode: x = D(z0 / s) (in pixel space the denoised sample is the image); a word swap's edits
-            latents = latents[(copies - 1) * batch :]
-            if output_type == "latent":
-                images = latents
-            else:
-                images = (
-                    latents if self.vae is None else self.vae.decode(latents / self.vae.config.scaling_factor).sample
-                )
-                images = images.float()
-                images = to_pil(images) if output_type == "pil" else images
+            # 4. decode (a word swap: its edits only)
+            images = self.decode(latents[(copies - 1) * batch :], output_type)
             if not return_attention:
                 return images
             maps = control.maps(self.image_size)[(copies - 1) * batch :].cpu()
-            per_image = [p for p in prompts for _ in range(num_images_per_prompt)]
+            per_image = [p for p in request.prompts for _ in range(num_images_per_prompt)]
             return images, [self.attention_maps(p, m) for p, m in zip(per_image, maps, strict=True)]

@@ -131,7 +131,7 @@ def test_local_blend_keeps_the_source_outside_the_swapped_words_mask(pipe, monke
         ({"image": "face.png"}, "must be a PIL image"),
         ({"image": torch.zeros(1, 3, 32, 32), "mask_image": torch.full((1, 1, 32, 32), 2.0)}, "mask_image values"),
         ({"source_prompt": ["a", "b"]}, "one per prompt"),
-        ({"source_prompt": "a", "swap_steps": 2}, "swap_steps must be a fraction"),
+        ({"source_prompt": "a", "swap_steps": 2}, "swap_steps must be a number from 0 to 1"),
         ({"local_blend": True}, "give source_prompt= as well"),
     ],
 )

@@ -19,7 +19,7 @@ from t2i.config import load_config
 from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
 from t2i.pipeline import MAX_GUIDANCE, check_request, load_text_encoder_of, model_hash, save_model_config
-from t2i.settings import Settings, setting
+from t2i.settings import Settings, guide, setting, uses_guidance
 from t2i.vq_transformer.model import TokenTransformer
 from t2i.vq_transformer.tokens import decode_tokens, load_vq
 
@@ -120,9 +120,8 @@ class VQTransformerPipeline:
             inputs = tokens[:, -1:] if use_cache else tokens
             inputs = torch.cat([inputs, inputs]) if guided else inputs
             logits = model(inputs, text, mask, caches, start=i if use_cache else 0)[:, -1].float()
-            if guided:
-                unconditional, conditional = logits.chunk(2)
-                logits = unconditional + settings.guidance * (conditional - unconditional)
+            if guided:  # l = l_u + g (l_c − l_u)
+                logits = guide(*logits.chunk(2), settings.guidance)
             logits = filter_logits(logits / settings.temperature, settings.top_k, settings.top_p)
             tokens = torch.cat([tokens, (logits + gumbel[:, i]).argmax(-1, keepdim=True)], 1)
             if callback is not None:
@@ -149,7 +148,7 @@ class VQTransformerPipeline:
         # 1. encode the prompt (and, first, the negative or empty one: the unconditional half of guidance)
         n = num_images_per_prompt
         states, mask = (t.repeat_interleave(n, 0) for t in self.text_encoder.encode(prompts))
-        if settings.guidance != 1.0:
+        if uses_guidance(settings.guidance):
             unconditional, unconditional_mask = (t.repeat_interleave(n, 0) for t in self.text_encoder.encode(negatives))
             states, mask = torch.cat([unconditional, states]), torch.cat([unconditional_mask, mask])
 
