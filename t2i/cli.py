@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -13,7 +14,7 @@ from t2i.config import MAX_SEED
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "weights" / "demo"
 CLASSIFIER = Path(__file__).resolve().parent.parent / "weights" / "classifier"
 SEEDS = MAX_SEED  # the largest seed (image k of a request uses seed + k)
-MODEL_DEFAULT = "(None: the model's own default, from its sampling.json or its family)"
+MODEL_DEFAULT = "(None: the model's own, from its sampling.json or its family)"
 
 
 def bounded(kind: type, low: float, high: float):
@@ -168,9 +169,17 @@ def _eval_alignment(args):
     from t2i.eval.alignment import format_table, measure_alignment
 
     result = measure_alignment(
-        args.model, args.classifier, args.data, args.out, args.prompts, args.n_prompts, args.n_per_prompt,
-        sampling_flags(args), args.seed, inception_weights=args.inception_weights,
-    )  # fmt: skip
+        args.model,
+        args.classifier,
+        args.data,
+        args.out,
+        prompts_file=args.prompts,
+        n_prompts=args.n_prompts,
+        n_per_prompt=args.n_per_prompt,
+        settings=sampling_flags(args),
+        seed=args.seed,
+        inception_weights=args.inception_weights,
+    )
     references = result["references"]
     print(format_table(result, references))
     print(
@@ -190,28 +199,55 @@ def _eval_word_swap(args):
     from t2i.eval.editing import measure_word_swaps
 
     r = measure_word_swaps(
-        args.model, args.classifier, args.data, args.out, args.n_prompts, args.n_per_prompt, args.seed,
-        args.swap_steps, args.self_swap_steps, args.local_blend, sampling_flags(args),
-    )  # fmt: skip
-    print(f"{r['prompts']} prompts x {args.n_per_prompt} seeds; new colour found: {r['changed']:.1%} "
-          f"(the edited prompt alone: {r['baseline_changed']:.1%}); other attributes kept: {r['kept']:.1%} "
-          f"(alone: {r['baseline_kept']:.1%})")  # fmt: skip
+        args.model,
+        args.classifier,
+        args.data,
+        args.out,
+        n_prompts=args.n_prompts,
+        n_per_prompt=args.n_per_prompt,
+        seed=args.seed,
+        swap_steps=args.swap_steps,
+        self_swap_steps=args.self_swap_steps,
+        local_blend=args.local_blend,
+        settings=sampling_flags(args),
+    )
+    print(
+        f"{r['prompts']} prompts x {args.n_per_prompt} seeds; new colour found: {r['changed']:.1%} "
+        f"(the edited prompt alone: {r['baseline_changed']:.1%}); other attributes kept: {r['kept']:.1%} "
+        f"(alone: {r['baseline_kept']:.1%})"
+    )
     for name in ("feature_distance", "feature_distance_outside_hair", "pixel_distance"):
         d = r[name]
-        print(f"{name.replace('_', ' ')} to the source: edit {d['edit']:.3f}, alone {d['baseline']:.3f}, "
-              f"two seeds of the source prompt {d['two_seeds']:.3f}")  # fmt: skip
+        print(
+            f"{name.replace('_', ' ')} to the source: edit {d['edit']:.3f}, alone {d['baseline']:.3f}, "
+            f"two seeds of the source prompt {d['two_seeds']:.3f}"
+        )
     ruler = r["rendered"]
-    print(f"the renderer's perfect edits (yardstick): new colour found {ruler['changed']:.1%}, kept {ruler['kept']:.1%}"
-          + "".join(f"; {name.replace('_', ' ')} {ruler[name]['edit']:.3f} (another face of the prompt "
-                    f"{ruler[name]['two_faces']:.3f})" for name in ("feature_distance", "pixel_distance")))  # fmt: skip
+    distances = "".join(
+        f"; {name.replace('_', ' ')} {ruler[name]['edit']:.3f} (another face of the prompt "
+        f"{ruler[name]['two_faces']:.3f})"
+        for name in ("feature_distance", "pixel_distance")
+    )
+    print(
+        f"the renderer's perfect edits (yardstick): new colour found {ruler['changed']:.1%}, "
+        f"kept {ruler['kept']:.1%}{distances}"
+    )
     print(f"word_swap.json and word_swap.png in {args.out}")
 
 
 def _eval_rephrasing(args):
     from t2i.eval.rephrasing import measure_rephrasing
 
-    r = measure_rephrasing(args.model, args.classifier, args.data, args.out, args.prompts, args.n_prompts,
-                           args.n_per_prompt, args.seed)  # fmt: skip
+    r = measure_rephrasing(
+        args.model,
+        args.classifier,
+        args.data,
+        args.out,
+        prompts_file=args.prompts,
+        n_prompts=args.n_prompts,
+        n_per_prompt=args.n_per_prompt,
+        seed=args.seed,
+    )
     first = next(iter(r["suites"]))
     for name, value in r["suites"].items():
         gap = f" ({-100 * r['gap'][name]:+.1f} points)" if name != first else ""
@@ -237,11 +273,11 @@ def _eval_report(args):
         args.classifier,
         args.data,
         args.out,
-        args.n_prompts,
-        args.n_per_prompt,
-        args.ddpm_prompts,
-        args.seed,
-        args.save_defaults,
+        n_prompts=args.n_prompts,
+        n_per_prompt=args.n_per_prompt,
+        ddpm_prompts=args.ddpm_prompts,
+        seed=args.seed,
+        save_defaults=args.save_defaults,
     )
     print(f"report: {path}")
 
@@ -253,17 +289,6 @@ def _cache_latents(args):
         args.autoencoder, args.data, args.out, flip=not args.no_flip, mixed_precision=args.mixed_precision
     )
     print(f"latent cache in {out}")
-
-
-def sampling_flags(args) -> dict:
-    """The sampling flags (`_add_sampling_flags`) as settings overrides; None where not given. A bad --scheduler
-    is named before any model loads."""
-    from t2i.pipeline import SCHEDULERS
-
-    if args.scheduler is not None and args.scheduler not in SCHEDULERS:
-        raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {args.scheduler!r}")
-    names = ("steps", "guidance", "scheduler", "truncation", "temperature", "top_k", "top_p")
-    return {name: getattr(args, name) for name in names}
 
 
 def _cache_tokens(args):
@@ -283,15 +308,14 @@ def _generate(args):
 
     if (args.prompt is None) == (args.prompts_file is None):
         raise ValueError("give a PROMPT or --prompts-file FILE (one of the two)")
-    prompts = read_prompts_file(args.prompts_file) if args.prompts_file else [
-        {"prompt": args.prompt, "negative_prompt": args.negative}
-    ]  # fmt: skip
+    one = [{"prompt": args.prompt, "negative_prompt": args.negative}]
+    prompts = read_prompts_file(args.prompts_file) if args.prompts_file else one
     output_folder(args.out)  # checked before the model loads
     given = sampling_flags(args)
     if any(not entry["prompt"].strip() for entry in prompts):
         print('note: an empty prompt "" makes unconditional images (whatever the model draws most often)')
     pipe = load_pipeline(args.model)
-    if hasattr(pipe, "mixed_precision"):  # the diffusion families
+    if pipe.takes_mixed_precision:
         pipe.mixed_precision = args.mixed_precision
     settings = pipe.defaults.override(**given)  # a flag of another family's setting: an error naming this one's
     start = time.perf_counter()
@@ -327,8 +351,18 @@ def _edit(args):
     output_folder(args.out)
     pipe, settings = _edit_pipeline(args)
     strength = args.strength if image is not None else 1.0  # a word swap alone starts from noise
-    paths = edit(pipe, args.prompt, args.out, image, strength, None, args.source_prompt, args.swap_steps,
-                 args.seed, settings, args.local_blend)  # fmt: skip
+    paths = edit(
+        pipe,
+        args.prompt,
+        args.out,
+        image=image,
+        strength=strength,
+        source_prompt=args.source_prompt,
+        swap_steps=args.swap_steps,
+        seed=args.seed,
+        settings=settings,
+        local_blend=args.local_blend,
+    )
     print("\n".join(str(p) for p in paths))
 
 
@@ -338,7 +372,9 @@ def _inpaint(args):
     image, mask = read_image(args.image), read_image(args.mask, "--mask")
     output_folder(args.out)
     pipe, settings = _edit_pipeline(args)
-    paths = edit(pipe, args.prompt, args.out, image, args.strength, mask, seed=args.seed, settings=settings)
+    paths = edit(
+        pipe, args.prompt, args.out, image=image, strength=args.strength, mask=mask, seed=args.seed, settings=settings
+    )
     print("\n".join(str(p) for p in paths))
 
 
@@ -374,17 +410,7 @@ def _demo(args):
 def _serve(args):
     from t2i.serve import ServeLimits, serve
 
-    limits = ServeLimits(
-        max_steps=args.max_steps,
-        max_images=args.max_images,
-        max_prompt_chars=args.max_prompt_chars,
-        max_queue=args.max_queue,
-        timeout_s=args.timeout,
-        max_body_bytes=args.max_body_bytes,
-        read_timeout_s=args.read_timeout,
-        max_upload_bytes=args.max_upload_bytes,
-        max_upload_pixels=args.max_upload_pixels,
-    )
+    limits = ServeLimits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeLimits)})
     key = args.api_key if args.api_key is not None else os.environ.get("T2I_API_KEY")
     serve(args.model, args.host, args.port, key, limits)
 
@@ -396,69 +422,88 @@ def _add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
 
 
-def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
-    """The sampling settings of every model family (t2i.families); a model takes those of its own family."""
-    p.add_argument(
-        "--steps", type=bounded(int, 1, 1000), default=None, help=f"diffusion: sampler steps {MODEL_DEFAULT}"
-    )
-    p.add_argument(
-        "--guidance",
-        type=bounded(float, 0, 50),
-        default=None,
-        help=f"diffusion, vq-transformer: classifier-free guidance, 1 = off {MODEL_DEFAULT}",
-    )
-    p.add_argument(
-        "--scheduler", default=None, help=f"diffusion: dpm++, ddim, ddpm, euler, euler-a or unipc {MODEL_DEFAULT}"
-    )
-    p.add_argument(
-        "--truncation", type=bounded(float, 0, 2), default=None, help=f"gan: noise scale psi {MODEL_DEFAULT}"
-    )
-    p.add_argument(
-        "--temperature",
-        type=bounded(float, 0.05, 5),
-        default=None,
-        help=f"vq-transformer: softmax temperature {MODEL_DEFAULT}",
-    )
-    p.add_argument(
-        "--top-k",
-        type=bounded(int, 0, 65536),
-        default=None,
-        help=f"vq-transformer: top-k codes, 0 = all {MODEL_DEFAULT}",
-    )
-    p.add_argument(
-        "--top-p", type=bounded(float, 0.01, 1), default=None, help=f"vq-transformer: nucleus mass {MODEL_DEFAULT}"
-    )
+def settings_fields(classes: dict[str, type]) -> dict[str, tuple[dict, list[str]]]:
+    """Each field of the settings classes ({who: class}) once: name -> (its description, who has it)."""
+    fields = {}
+    for who, cls in classes.items():
+        for described in cls.describe():
+            fields.setdefault(described["name"], (described, []))[1].append(who)
+    return fields
 
 
-def build_parser() -> argparse.ArgumentParser:
+def flag_of(described: dict) -> str:
+    return "--" + (described.get("flag") or described["name"]).replace("_", "-")
+
+
+def add_settings_flags(p: argparse.ArgumentParser, classes: dict[str, type], defaults: dict | None = None) -> None:
+    """A flag per settings field (t2i.settings): its type, range and help read from the field; its default
+    `defaults`' value, else the field's (None for sampling: the model's own). Choices are checked by
+    `given_settings`, so that a bad one is a one-line error like every other."""
+    for name, (d, who) in settings_fields(classes).items():
+        kind = {"int": int, "float": float}.get(d["type"], str)
+        parse = bounded(kind, d["low"], d["high"]) if d["low"] is not None else kind
+        default = (defaults or {}).get(name)
+        where = f"{', '.join(who)}: " if len(classes) > 1 else ""
+        choices = f" ({', '.join(d['choices'])})" if d["choices"] else ""
+        help = f"{where}{d['help']}{choices}" + ("" if defaults else f" {MODEL_DEFAULT}")
+        p.add_argument(flag_of(d), dest=name, type=parse, default=default, help=help)
+
+
+def sampling_classes() -> dict[str, type]:
+    """The sampling settings of every family (t2i.families), by the families that share each class."""
+    from t2i.families import settings_classes
+
+    by_class: dict[type, list[str]] = {}
+    for family, cls in settings_classes().items():
+        by_class.setdefault(cls, []).append(family)
+    return {"/".join(families): cls for cls, families in by_class.items()}
+
+
+def given_settings(args, classes: dict[str, type]) -> dict:
+    """The settings flags as overrides (None where not given); a value outside a field's choices is named
+    before any model loads."""
+    given = {}
+    for name, (d, _) in settings_fields(classes).items():
+        value = given[name] = getattr(args, name)
+        if value is not None and d["choices"] and value not in d["choices"]:
+            raise ValueError(f"{flag_of(d)} must be one of {', '.join(d['choices'])}, got {value!r}")
+    return given
+
+
+def sampling_flags(args) -> dict:
+    """The sampling flags as settings overrides."""
+    return given_settings(args, sampling_classes())
+
+
+def _add_precision_flag(p: argparse.ArgumentParser, what: str) -> None:
     from t2i.config import PRECISIONS
-    from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEPS
 
-    parser = Parser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
-    parser.add_argument(
-        "--threads",
-        type=bounded(int, 1, 1024),
-        default=None,
-        help="CPU threads (None: the cores left free by other work)",
+    p.add_argument(
+        "--mixed-precision",
+        default="auto",
+        choices=PRECISIONS,
+        help=f"{what} in this precision (auto: bf16 where the GPU or CPU runs it natively)",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
 
+
+def _add_run_flags(p, config: str, out: str, data: str = "dataset folder or manifest") -> None:
+    """--config, --data, --out: what every `t2i train` command takes."""
+    p.add_argument("--config", required=True, help=config)
+    p.add_argument("--data", required=True, help=data)
+    p.add_argument("--out", required=True, help=out)
+
+
+def _data_commands(commands) -> None:
     data = commands.add_parser("data", help="make, check and preview datasets").add_subparsers(
         dest="action", required=True
     )
     p = data.add_parser("synth", help="write synthetic captioned faces in the MM-CelebA-HQ layout")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--n", type=bounded(int, 1, 10**7), default=2000, help="number of images")
-    p.add_argument(
-        "--size", type=bounded(int, 16, 4096), default=64, help="image side in pixels (32, 64, 128, 256, ...)"
-    )
+    p.add_argument("--size", type=bounded(int, 16, 4096), default=64, help="image side in pixels (32, 64, 128, ...)")
     p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
     p.add_argument("--workers", type=bounded(int, 1, 1024), default=None, help="processes (None: all cores)")
-    p.add_argument(
-        "--parts",
-        action="store_true",
-        help="also each face's part map (hair, eyes, mouth, hat, ...) in CelebAMask-HQ-parts/",
-    )
+    p.add_argument("--parts", action="store_true", help="also each face's part map in CelebAMask-HQ-parts/")
     p.set_defaults(func=_data_synth)
     p = data.add_parser("preview", help="grid of images with a caption under each")
     p.add_argument("dir", help="dataset folder or manifest")
@@ -470,45 +515,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=bounded(int, 1, 65536), default=64, help="training size; smaller images are reported")
     p.set_defaults(func=_data_check)
 
+
+def _train_commands(commands) -> None:
     train = commands.add_parser("train", help="train a stage").add_subparsers(dest="stage", required=True)
+    run = "run folder: cache/, checkpoints/, samples/, logs/, model/"
+    captions = "caption-embedding cache folder (None: OUT/cache); shared by runs"
     p = train.add_parser("autoencoder", help="stage 1: the image autoencoder (resumes from OUT/checkpoints)")
-    p.add_argument("--config", required=True, help="YAML config (configs/tiny.yaml, demo.yaml, celebahq256.yaml)")
-    p.add_argument("--data", required=True, help="dataset folder or manifest")
-    p.add_argument("--out", required=True, help="run folder: checkpoints/, samples/, logs/, vae/")
+    _add_run_flags(p, "YAML config (configs/tiny.yaml, demo.yaml, celebahq256.yaml)", "run folder: ..., vae/")
     p.set_defaults(func=_train_autoencoder)
     p = train.add_parser("diffusion", help="stage 2: the text-conditioned UNet (resumes from OUT/checkpoints)")
-    p.add_argument("--config", required=True, help="YAML config")
-    p.add_argument("--data", required=True, help="dataset folder or manifest (its latents are cached first)")
+    _add_run_flags(p, "YAML config", run, "dataset folder or manifest (its latents are cached first)")
     p.add_argument("--autoencoder", required=True, help="trained autoencoder folder")
-    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, logs/, model/")
     p.add_argument("--cache", default=None, help="latent cache folder (None: OUT/cache); reused when it matches")
     p.add_argument("--text-encoder", default=None, help="local BERT/CLIP folder (None: text.path, else MiniLM)")
     p.add_argument("--overfit-batch", action="store_true", help="sanity check: train on one batch only")
     p.set_defaults(func=_train_diffusion)
     p = train.add_parser("pixel-diffusion", help="milestone: DDPM in pixel space, no autoencoder (resumes)")
-    p.add_argument("--config", required=True, help="family: pixel-diffusion config (configs/milestones/pixel.yaml)")
-    p.add_argument("--data", required=True, help="dataset folder or manifest")
-    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, logs/, model/")
-    p.add_argument("--cache", default=None, help="caption-embedding cache folder (None: OUT/cache); shared by runs")
+    _add_run_flags(p, "family: pixel-diffusion config (configs/milestones/pixel.yaml)", run)
+    p.add_argument("--cache", default=None, help=captions)
     p.add_argument("--overfit-batch", action="store_true", help="sanity check: train on one batch only")
     p.set_defaults(func=_train_pixel_diffusion)
     p = train.add_parser("gan", help="milestone: GAN-CLS, a text-conditional DCGAN (resumes from OUT/checkpoints)")
-    p.add_argument("--config", required=True, help="family: gan config (configs/milestones/gan.yaml)")
-    p.add_argument("--data", required=True, help="dataset folder or manifest")
-    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, model/")
-    p.add_argument("--cache", default=None, help="caption-embedding cache folder (None: OUT/cache); shared by runs")
+    _add_run_flags(p, "family: gan config (configs/milestones/gan.yaml)", run)
+    p.add_argument("--cache", default=None, help=captions)
     p.set_defaults(func=_train_gan)
     p = train.add_parser("prior", help="milestone: a transformer over VQ image tokens (DALL-E's idea; resumes)")
-    p.add_argument(
-        "--config", required=True, help="YAML config with family: vq-transformer (configs/milestones/vq.yaml)"
-    )
-    p.add_argument("--data", required=True, help="dataset folder or manifest (its tokens are cached first)")
+    tokens_first = "dataset folder or manifest (its tokens are cached first)"
+    _add_run_flags(p, "family: vq-transformer config (configs/milestones/vq.yaml)", run, tokens_first)
     p.add_argument("--autoencoder", required=True, help="trained VQ autoencoder folder (autoencoder.kind: vq)")
-    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, model/")
-    p.add_argument(
-        "--cache", default=None, help="token and caption cache folder (None: OUT/cache); reused when it matches"
-    )
+    p.add_argument("--cache", default=None, help="token and caption cache folder (None: OUT/cache)")
     p.set_defaults(func=_train_prior)
+
+
+def _eval_commands(commands) -> None:
+    from t2i.settings import SWAP_STEPS
 
     evaluate = commands.add_parser("eval", help="measure a model").add_subparsers(dest="what", required=True)
     p = evaluate.add_parser("autoencoder", help="PSNR, SSIM, reconstruction grid, VQ codebook usage")
@@ -516,66 +556,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder or manifest")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--out", default=None, help="folder for the grid and metrics.json (None: MODEL-eval)")
-    p.add_argument(
-        "--classifier", default=None, help="attribute classifier: its accuracy on originals vs reconstructions"
-    )
+    p.add_argument("--classifier", default=None, help="attribute classifier: its accuracy on the reconstructions")
     p.set_defaults(func=_eval_autoencoder)
 
     p = evaluate.add_parser("train-classifier", help="the attribute classifier that evaluation uses as its referee")
     p.add_argument("--data", required=True, help="dataset folder with an attribute file (trained on its train split)")
     p.add_argument("--out", required=True, help="folder for classifier.safetensors and classifier.json")
     p.add_argument("--epochs", type=bounded(int, 1, 10**6), default=5, help="passes over the train split")
-    p.add_argument(
-        "--width", type=bounded(int, 1, 4096), default=32, help="channels of the first stage (features: 8x width)"
-    )
+    p.add_argument("--width", type=bounded(int, 1, 4096), default=32, help="channels of the first stage")
     p.add_argument("--size", type=bounded(int, 16, 4096), default=64, help="image side the classifier works at")
     p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
     p.set_defaults(func=_eval_train_classifier)
 
-    p = evaluate.add_parser("alignment", help="does the model draw what the prompt says? (attribute classifier)")
-    _add_evaluation_inputs(p)
-    p.add_argument("--prompts", default=None, help='JSONL: {"prompt": "...", "attributes": {"Eyeglasses": 1}}')
-    p.add_argument(
-        "--n-prompts", type=bounded(int, 2, 10**5), default=64, help="size of the default suite (half held out)"
-    )
-    p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="images per prompt")
-    _add_sampling_flags(p)
-    p.add_argument(
-        "--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images (image j: seed + j)"
-    )
+    def suite(name: str, help: str, out: str, n_prompts: int = 64, n_per_prompt: int = 4):
+        p = evaluate.add_parser(name, help=help)
+        _add_evaluation_inputs(p)
+        p.add_argument("--n-prompts", type=bounded(int, 2, 10**5), default=n_prompts, help="suite size")
+        p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=n_per_prompt, help="images per prompt")
+        p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images")
+        p.add_argument("--out", default=out, help="folder for its results")
+        return p
+
+    prompts = 'JSONL: {"prompt": "...", "attributes": {"Eyeglasses": 1}} (rephrasing: and "rephrasing")'
+    p = suite("alignment", "does the model draw what the prompt says? (attribute classifier)", "runs/eval-alignment")
+    p.add_argument("--prompts", default=None, help=prompts)
+    add_settings_flags(p, sampling_classes())
     p.add_argument("--inception-weights", default=None, help="local Inception-v3 weights: adds standard FID/KID")
-    p.add_argument("--out", default="runs/eval-alignment", help="folder for alignment.json and worst-prompts.png")
     p.set_defaults(func=_eval_alignment)
-
-    p = evaluate.add_parser("word-swap", help="do one-word edits change that attribute and keep the rest? (classifier)")
-    _add_evaluation_inputs(p)
-    p.add_argument("--n-prompts", type=bounded(int, 2, 10**5), default=64, help="suite size (its hair-colour prompts)")
-    p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="seeds per prompt")
-    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images")
-    p.add_argument(
-        "--swap-steps",
-        type=bounded(float, 0, 1),
-        default=SWAP_STEPS,
-        help="share of steps with the source's cross-attention",
-    )
-    p.add_argument(
-        "--self-swap-steps", type=bounded(float, 0, 1), default=0.0, help="share with its self-attention (layout)"
-    )
-    p.add_argument(
-        "--local-blend", action="store_true", help="keep the source wherever the swapped words do not attend"
-    )
-    _add_sampling_flags(p)
-    p.add_argument("--out", default="runs/eval-word-swap", help="folder for word_swap.json and word_swap.png")
+    p = suite("word-swap", "do one-word edits change that attribute and keep the rest?", "runs/eval-word-swap")
+    _add_edit_flags(p, swap_steps=SWAP_STEPS, self_swap_steps=0.0)
+    p.add_argument("--local-blend", action="store_true", help="keep the source where the swapped words do not attend")
+    add_settings_flags(p, sampling_classes())
     p.set_defaults(func=_eval_word_swap)
-
-    p = evaluate.add_parser("rephrasing", help="alignment of prompts in held-out sentence shapes and rarer words")
-    _add_evaluation_inputs(p)
-    p.add_argument("--prompts", default=None, help='JSONL {"prompt", "rephrasing", "attributes"}: your own pairs')
-    p.add_argument("--n-prompts", type=bounded(int, 2, 10**5), default=64, help="suite size (half held-out combos)")
-    p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=4, help="seeds per prompt")
-    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images")
-    p.add_argument("--out", default="runs/eval-rephrasing", help="folder for rephrasing.json")
+    p = suite("rephrasing", "alignment of prompts in held-out sentence shapes and rarer words", "runs/eval-rephrasing")
+    p.add_argument("--prompts", default=None, help=prompts)
     p.set_defaults(func=_eval_rephrasing)
+    p = suite("report", "Markdown report: classifier, alignment, samplers, guidance", "runs/eval-report", 32, 2)
+    p.add_argument("--ddpm-prompts", type=bounded(int, 0, 10**4), default=6, help="prompts of the DDPM reference")
+    p.add_argument("--save-defaults", action="store_true", help="write the picked settings to MODEL/sampling.json")
+    p.set_defaults(func=_eval_report)
 
     p = evaluate.add_parser("attention", help="do a prompt's words attend to their part of the face? (part maps)")
     p.add_argument("--model", default=str(DEMO_MODEL), help="diffusion model folder (the committed demo model)")
@@ -586,34 +605,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval-attention", help="folder for attention_placement.json")
     p.set_defaults(func=_eval_attention)
 
-    p = evaluate.add_parser("report", help="Markdown report: classifier, alignment, samplers, guidance, autoencoder")
-    _add_evaluation_inputs(p)
-    p.add_argument("--out", required=True, help="folder for report.md, its PNGs and report.json")
-    p.add_argument("--n-prompts", type=bounded(int, 2, 10**5), default=32, help="prompts in the suite (half held out)")
-    p.add_argument("--n-per-prompt", type=bounded(int, 1, 1024), default=2, help="images per prompt and setting")
-    p.add_argument(
-        "--ddpm-prompts", type=bounded(int, 0, 10**4), default=6, help="prompts for the 1000-step DDPM reference"
-    )
-    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seeds the suite and the images")
-    p.add_argument(
-        "--save-defaults",
-        action="store_true",
-        help="write the picked settings to MODEL/sampling.json (used by default)",
-    )
-    p.set_defaults(func=_eval_report)
 
+def _cache_commands(commands) -> None:
     cache = commands.add_parser("cache", help="precompute training inputs").add_subparsers(dest="what", required=True)
     p = cache.add_parser("latents", help="encode the dataset once into sharded safetensors (resumable)")
     p.add_argument("--autoencoder", required=True, help="autoencoder folder")
     p.add_argument("--data", required=True, help="dataset folder or manifest")
     p.add_argument("--out", required=True, help="cache folder")
     p.add_argument("--no-flip", action="store_true", help="do not store horizontally flipped latents")
-    p.add_argument(
-        "--mixed-precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="encode in this precision (auto: bf16 where the GPU or CPU runs it natively)",
-    )
+    _add_precision_flag(p, "encode")
     p.set_defaults(func=_cache_latents)
     p = cache.add_parser("tokens", help="a VQ autoencoder's code indices for every image (and its flip)")
     p.add_argument("--autoencoder", required=True, help="VQ autoencoder folder")
@@ -622,59 +622,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true", help="do not store the tokens of flipped images")
     p.set_defaults(func=_cache_tokens)
 
+
+def _drawing_flags(p, model_help: str = "model folder (the committed demo model)") -> None:
+    """--model, the sampling settings, --seed, --out, --mixed-precision: what every drawing command takes."""
+    p.add_argument("--model", default=str(DEMO_MODEL), help=model_help)
+    add_settings_flags(p, sampling_classes())
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seed of the first image; image k: seed + k")
+    p.add_argument("--out", default="outputs", help="folder for the PNGs")
+    _add_precision_flag(p, "diffusion models: run the networks")
+
+
+def _add_edit_flags(p, **defaults) -> None:
+    """The edit settings named in `defaults` (t2i.diffusion.settings.EditSettings), with those defaults."""
+    from t2i.diffusion.settings import EditSettings
+
+    class Chosen(EditSettings):  # only the fields asked for
+        @classmethod
+        def describe(cls):
+            return [d for d in super().describe() if d["name"] in defaults]
+
+    add_settings_flags(p, {"edit": Chosen}, defaults)
+
+
+def _drawing_commands(commands) -> None:
+    from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEPS
+
     p = commands.add_parser("generate", help="images from text with a trained model (PNG with parameters)")
-    p.add_argument(
-        "prompt", nargs="?", help='a description, e.g. "She has blond hair and wears a hat."; "" = unconditional'
-    )
+    p.add_argument("prompt", nargs="?", help='a description, e.g. "She has blond hair."; "" = unconditional')
     p.add_argument("--negative", default="", help="negative prompt (what to steer away from)")
     p.add_argument("--prompts-file", default=None, help="many prompts: a line each, or JSONL {prompt, negative_prompt}")
-    p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
-    _add_sampling_flags(p)
-    p.add_argument(
-        "--seed", type=bounded(int, 0, SEEDS), default=0, help="seed of the first image; image k uses seed + k"
-    )
     p.add_argument("--n", type=bounded(int, 1, 64), default=1, help="images per prompt (a grid is written when > 1)")
-    p.add_argument("--out", default="outputs", help="folder for the PNGs")
-    p.add_argument(
-        "--mixed-precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="diffusion models: run the networks in this precision (auto: bf16 where the CPU or GPU runs it natively)",
-    )
+    _drawing_flags(p)
     p.set_defaults(func=_generate)
 
-    def edit_parser(name: str, help: str):  # the flags every edit command shares
-        p = commands.add_parser(name, help=help)
-        p.add_argument("prompt", help="what the image should show")
-        p.add_argument("--model", default=str(DEMO_MODEL), help="diffusion model folder (the committed demo model)")
-        _add_sampling_flags(p)
-        p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0, help="seed of the noise")
-        p.add_argument("--out", default="outputs", help="folder for the PNGs")
-        p.add_argument("--mixed-precision", default="auto", choices=PRECISIONS, help="precision of the networks")
-        return p
-
-    p = edit_parser("edit", "image-to-image (--image, --strength) and one-word edits of a prompt (--source-prompt)")
+    diffusion_model = "diffusion model folder (the committed demo model)"
+    p = commands.add_parser("edit", help="image-to-image (--image, --strength) and word swaps (--source-prompt)")
+    p.add_argument("prompt", help="what the image should show")
     p.add_argument("--image", default=None, help="start from this image (resized and centre-cropped)")
-    p.add_argument("--strength", type=bounded(float, 0, 1), default=IMAGE_TO_IMAGE_STRENGTH,
-                   help="with --image: 0 keeps it, 1 ignores it")  # fmt: skip
     p.add_argument("--source-prompt", default=None, help='a word swap: the prompt to edit, e.g. "She has blond hair."')
-    p.add_argument(
-        "--swap-steps", type=bounded(float, 0, 1), default=SWAP_STEPS, help="share of steps with the source's attention"
-    )
+    _add_edit_flags(p, strength=IMAGE_TO_IMAGE_STRENGTH, swap_steps=SWAP_STEPS)
     p.add_argument(
         "--local-blend", action="store_true", help="a word swap keeps the source where the words do not look"
     )
+    _drawing_flags(p, diffusion_model)
     p.set_defaults(func=_edit)
-
-    p = edit_parser("inpaint", "repaint the white part of --mask in --image")
+    p = commands.add_parser("inpaint", help="repaint the white part of --mask in --image")
+    p.add_argument("prompt", help="what the image should show")
     p.add_argument("--image", required=True, help="the image to repaint")
     p.add_argument("--mask", required=True, help="white (or light) where the image is repainted, black where kept")
-    p.add_argument("--strength", type=bounded(float, 0, 1), default=INPAINTING_STRENGTH,
-                   help="1: the masked part from noise")  # fmt: skip
+    _add_edit_flags(p, strength=INPAINTING_STRENGTH)
+    _drawing_flags(p, diffusion_model)
     p.set_defaults(func=_inpaint)
-
-    p = edit_parser("attend", "an image and, for every word of its prompt, where that word looked")
+    p = commands.add_parser("attend", help="an image and, for every word of its prompt, where that word looked")
+    p.add_argument("prompt", help="what the image should show")
+    _drawing_flags(p, diffusion_model)
     p.set_defaults(func=_attend)
+
+
+def _model_commands(commands) -> None:
+    from t2i.settings import ServeLimits
 
     p = commands.add_parser("export", help="write a model in another library's format")
     p.add_argument("out", help="output folder")
@@ -682,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default="diffusers",
         choices=["diffusers", "t2i-fp16"],
-        help="diffusers: a StableDiffusionPipeline folder; t2i-fp16: this model with its UNet stored in float16",
+        help="diffusers: a StableDiffusionPipeline folder; t2i-fp16: this model with a float16 UNet",
     )
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
     p.add_argument("--scheduler", default=None, help="the exported diffusers pipeline's scheduler (None: dpm++)")
@@ -693,33 +699,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=bounded(int, 1, 65535), default=7860)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set T2I_API_KEY)")
-    p.add_argument(
-        "--max-steps", type=bounded(int, 1, 1000), default=150, help="most sampler steps a request may ask for"
-    )
-    p.add_argument("--max-images", type=bounded(int, 1, 64), default=8, help="most images per request")
-    p.add_argument(
-        "--max-prompt-chars", type=bounded(int, 1, 10**5), default=1000, help="longest prompt, in characters"
-    )
-    p.add_argument("--max-queue", type=bounded(int, 0, 10**4), default=16, help="requests that may wait; more get 429")
-    p.add_argument(
-        "--timeout", type=bounded(float, 0.1, 86400), default=120.0, help="seconds per request, waiting included"
-    )
-    p.add_argument("--max-body-bytes", type=bounded(int, 1024, 2**30), default=64 * 1024, help="largest request body")
-    p.add_argument(
-        "--read-timeout", type=bounded(float, 0.1, 3600), default=10.0, help="seconds for a request's head and body"
-    )
-    p.add_argument("--max-upload-bytes", type=bounded(int, 1024, 2**30), default=4 * 1024 * 1024,
-                   help="largest image (or mask) file /v1/edit takes; its body limit grows by two of them")  # fmt: skip
-    p.add_argument("--max-upload-pixels", type=bounded(int, 1, 2**31), default=4096 * 4096,
-                   help="most pixels (width × height) of an uploaded image")  # fmt: skip
+    add_settings_flags(p, {"limits": ServeLimits}, dataclasses.asdict(ServeLimits()))
     p.set_defaults(func=_serve)
 
-    p = commands.add_parser(
-        "demo", help="every stage from scratch on 32x32 faces: data to images in under 10 minutes on 2 CPU cores"
-    )
+    p = commands.add_parser("demo", help="every stage from scratch on 32x32 faces: data to images in under 10 minutes")
     p.add_argument("--out", default="runs/demo", help="folder for everything the demo makes")
     p.add_argument("--images", type=bounded(int, 40, 10**6), default=2500, help="synthetic faces to train on")
     p.set_defaults(func=_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="t2i", description="Text-to-image latent diffusion on captioned faces.")
+    parser.add_argument(
+        "--threads",
+        type=bounded(int, 1, 1024),
+        default=None,
+        help="CPU threads (None: the cores left free by other work)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_data_commands, _train_commands, _eval_commands, _cache_commands, _drawing_commands, _model_commands):
+        add(commands)
     return parser
 
 

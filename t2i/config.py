@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from t2i.families import FAMILIES
+from t2i.yaml_file import read_config_yaml
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")  # mixed_precision: "auto" is t2i.devices.resolve_precision's
 
@@ -503,55 +504,12 @@ def require_family(config: Config, family: str) -> None:
         raise ValueError(f"this config is for the {config.family} family: train it with `t2i train {command}`")
 
 
-MAX_CONFIG_BYTES = 1_000_000
-MAX_CONFIG_DEPTH = 20
-
-
-class ConfigLoader(yaml.SafeLoader):
-    """YAML as configs take it: no aliases (a few hundred bytes of them expand to gigabytes), no duplicate keys
-    (the last one would win without a word), at most MAX_CONFIG_DEPTH levels deep."""
-
-    depth = 0
-
-    def compose_node(self, parent, index):
-        mark = self.peek_event().start_mark
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not taken in a config", mark)
-        if self.depth >= MAX_CONFIG_DEPTH:
-            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_CONFIG_DEPTH} levels", mark)
-        self.depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str) and key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key if isinstance(key, str) else id(key_node))
-        return super().construct_mapping(node, deep)
-
-
 def load_config(path: str | Path) -> Config:
     """Read a YAML config; missing sections and fields take their defaults, unknown ones are an error.
 
     Every field's type and range is checked here, so a bad value fails before anything runs."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes: a config is at most {MAX_CONFIG_BYTES}")
-    try:
-        values = yaml.load(path.read_text(encoding="utf-8"), Loader=ConfigLoader)  # noqa: S506 (a SafeLoader)
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValueError(f"{path}: not a valid YAML file{where} ({getattr(error, 'problem', None) or error})") from None
-    if values is None:
-        raise ValueError(f"{path}: the config file is empty (start from configs/tiny.yaml or configs/demo.yaml)")
+    values = read_config_yaml(path)
     config = from_dict(Config, values, str(path))
     try:
         validate(config)

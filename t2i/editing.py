@@ -16,11 +16,7 @@ from t2i.attention import AttentionMaps
 from t2i.data.check import open_rgb
 from t2i.generate import GenerationParameters, save_png, slug
 from t2i.grid import make_grid
-from t2i.settings import SWAP_STEPS
-
-MAX_PIXELS = 4096 * 4096  # an image to edit, width × height: 48 MB once decoded to RGB
-MAX_ASPECT = 4  # ... its long side at most this many times its short side (the short side is resized to the
-# model's size before the centre crop: an 8×2,097,152 image would grow to 64×16,777,216)
+from t2i.settings import MAX_ASPECT, MAX_PIXELS, SWAP_STEPS
 
 
 def size_problem(width: int, height: int, max_pixels: int = MAX_PIXELS, max_aspect: float = MAX_ASPECT) -> str | None:
@@ -108,6 +104,7 @@ def edit(
     pipe,
     prompt: str,
     out_dir: str | Path,
+    *,
     image: Image.Image | None = None,
     strength: float = 1.0,
     mask: Image.Image | None = None,

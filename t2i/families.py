@@ -13,7 +13,8 @@ latent diffusion (models written before the seam). Every family's pipeline has t
     pipe(prompts, negative_prompt=None, seed=0, num_images_per_prompt=1, output_type="pil",
          callback=None, settings=None)  # settings: the family's Settings; None = pipe.defaults
     pipe.defaults, pipe.name, pipe.hash, pipe.family, pipe.image_size, pipe.autoencoder (or None)
-    pipe.takes_negative_prompt, pipe.takes_edits (the diffusion families: t2i.editing's image=, mask_image=, ...)
+    pipe.takes_negative_prompt, pipe.takes_edits (the diffusion families: t2i.editing's image=, mask_image=, ...),
+    pipe.takes_mixed_precision (then pipe.mixed_precision: "auto", "no", "bf16" or "fp16")
 
 A new family is a folder (its model, trainer and pipeline), a line here, its sections in `t2i/config.py` and
 its `t2i train` command; generation, serving, evaluation and the page then take it as they are.
@@ -23,26 +24,51 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import NamedTuple
 
 from t2i.hub import local_folder
+from t2i.yaml_file import read_config_yaml
 
-FAMILIES = {  # family -> its pipeline class ("module:Class", imported on use)
-    "latent-diffusion": "t2i.pipeline:Text2ImagePipeline",
-    "pixel-diffusion": "t2i.pipeline:Text2ImagePipeline",
-    "gan": "t2i.gan.pipeline:GANPipeline",
-    "vq-transformer": "t2i.vq_transformer.pipeline:VQTransformerPipeline",
+
+class Family(NamedTuple):
+    pipeline: str  # its pipeline class, "module:Class" (imported on use)
+    settings: str  # its sampling settings class (a light module: the CLI reads it for its flags)
+
+
+FAMILIES = {
+    "latent-diffusion": Family("t2i.pipeline:Text2ImagePipeline", "t2i.diffusion.settings:SamplingSettings"),
+    "pixel-diffusion": Family("t2i.pipeline:Text2ImagePipeline", "t2i.diffusion.settings:SamplingSettings"),
+    "gan": Family("t2i.gan.pipeline:GANPipeline", "t2i.gan.settings:GANSettings"),
+    "vq-transformer": Family(
+        "t2i.vq_transformer.pipeline:VQTransformerPipeline", "t2i.vq_transformer.settings:TokenSamplingSettings"
+    ),
 }
+
+
+def imported(reference: str):
+    """The object a "module:name" reference names."""
+    module, name = reference.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def settings_classes() -> dict[str, type]:
+    """family -> its sampling settings class."""
+    return {family: imported(entry.settings) for family, entry in FAMILIES.items()}
 
 
 def model_family(model_dir: str | Path) -> str:
     """The family a model folder holds: its saved config's `family` (latent diffusion without a config)."""
-    from t2i.config import load_config
-
     model_dir = local_folder(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"t2i model folder not found: {model_dir}")
-    config = model_dir / "t2i_config.yaml"
-    return load_config(config).family if config.is_file() else "latent-diffusion"
+    path = model_dir / "t2i_config.yaml"
+    if not path.is_file():
+        return "latent-diffusion"
+    values = read_config_yaml(path)
+    family = values.get("family", "latent-diffusion") if isinstance(values, dict) else None
+    if family not in FAMILIES:
+        raise ValueError(f"{path}: family must be one of {list(FAMILIES)}, got {family!r}")
+    return family
 
 
 def trained_parameters(pipe) -> int:
@@ -55,5 +81,4 @@ def trained_parameters(pipe) -> int:
 
 def load_pipeline(model_dir: str | Path, device: str = "cpu"):
     """The pipeline of any family's model folder (or a Hub id of one), on `device`."""
-    module, name = FAMILIES[model_family(model_dir)].split(":")
-    return getattr(importlib.import_module(module), name).from_pretrained(model_dir, device)
+    return imported(FAMILIES[model_family(model_dir)].pipeline).from_pretrained(model_dir, device)

@@ -33,23 +33,29 @@ from t2i.attention import AttentionControl, AttentionMaps, controlled, swapped_t
 from t2i.autoencoder.model import load_autoencoder
 from t2i.config import MAX_SEED, Config, TextConfig, from_dict, save_config, to_dict, validate
 from t2i.devices import autocast, resolve_precision
+from t2i.diffusion.settings import SCHEDULER_NAMES, EditSettings, SamplingSettings
 from t2i.diffusion.unet import denoise, sentence_token_count, takes_pooled_text
 from t2i.families import model_family
 from t2i.grid import pil_tensor, to_pil
 from t2i.model_folder import check_model_folder, load_diffusers_model
-from t2i.settings import SWAP_STEPS, Settings, guide, setting, uses_guidance
+from t2i.settings import SWAP_STEPS, guide, uses_guidance
 from t2i.text import load_text_encoder, unet_condition
 
-SCHEDULERS = {
-    "dpm++": DPMSolverMultistepScheduler,
-    "ddim": DDIMScheduler,
-    "ddpm": DDPMScheduler,
-    "euler": EulerDiscreteScheduler,
-    "euler-a": EulerAncestralDiscreteScheduler,
-    "unipc": UniPCMultistepScheduler,
-}
+SCHEDULERS = dict(  # the sampler of each SCHEDULER_NAMES entry
+    zip(
+        SCHEDULER_NAMES,
+        (
+            DPMSolverMultistepScheduler,
+            DDIMScheduler,
+            DDPMScheduler,
+            EulerDiscreteScheduler,
+            EulerAncestralDiscreteScheduler,
+            UniPCMultistepScheduler,
+        ),
+        strict=True,
+    )
+)
 DIFFUSERS_NAMES = {"steps": "num_inference_steps", "guidance": "guidance_scale"}  # __call__'s keywords for them
-MAX_GUIDANCE = 50.0  # classifier-free guidance scales above this only saturate the image
 
 
 MODEL_FILES = [
@@ -59,24 +65,6 @@ MODEL_FILES = [
     "text_encoder/t2i_text.json",
 ]  # what `t2i train diffusion` and `pixel-diffusion` write (plus text_encoder/model.safetensors when trained)
 AUTOENCODER_FILES = ["vae/config.json", "vae/diffusion_pytorch_model.safetensors"]  # latent diffusion only
-
-
-@dataclass
-class SamplingSettings(Settings):
-    """How a diffusion model samples (latent or pixel space)."""
-
-    steps: int = setting(20, "sampler steps", 1, 1000)
-    guidance: float = setting(3.0, "classifier-free guidance g: ε = ε_u + g (ε_c − ε_u); 1 = off", 0, MAX_GUIDANCE)
-    scheduler: str = setting("dpm++", "the sampler", choices=tuple(SCHEDULERS))
-
-
-@dataclass
-class EditSettings(Settings):
-    """How `image=` and `source_prompt=` edit (t2i.editing); each matters only with its input."""
-
-    strength: float = setting(1.0, "image-to-image: the share of the sampler's steps run; 0 keeps the image", 0, 1)
-    swap_steps: float = setting(SWAP_STEPS, "word swap: the share of steps with the source's cross-attention", 0, 1)
-    self_swap_steps: float = setting(0.0, "word swap: the share of steps with the source's self-attention", 0, 1)
 
 
 @dataclass
@@ -187,6 +175,7 @@ class Text2ImagePipeline:
 
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
     takes_edits = True  # image=, mask_image=, source_prompt=, return_attention= (t2i.editing)
+    takes_mixed_precision = True  # its `mixed_precision`: the networks under autocast
 
     def __init__(
         self,

@@ -45,35 +45,12 @@ from PIL import Image
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from t2i.data.check import open_rgb
-from t2i.editing import MAX_ASPECT, MAX_PIXELS, Edited, edit_with_parameters, heat_map, size_problem
+from t2i.editing import Edited, edit_with_parameters, heat_map, size_problem
 from t2i.families import load_pipeline, trained_parameters
 from t2i.generate import generate_with_parameters, save_png
-from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEPS
+from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEPS, ServeLimits
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
-
-
-@dataclass
-class ServeLimits:
-    max_steps: int = 150  # sampler steps per request
-    max_images: int = 8  # images per request (n)
-    max_prompt_chars: int = 1000  # characters of the prompt and of the negative prompt
-    max_queue: int = 16  # requests waiting behind the running one; more get 429
-    timeout_s: float = 120.0  # per request, waiting included; checked at every denoising step
-    max_body_bytes: int = 64 * 1024  # request body; larger ones get 413 before they are read
-    read_timeout_s: float = 10.0  # for the request head, and again for the body, to arrive; then 408 / closed
-    max_upload_bytes: int = 4 * 1024 * 1024  # an uploaded image or mask file (before base64)
-    max_upload_pixels: int = MAX_PIXELS  # its width × height
-    max_upload_aspect: float = MAX_ASPECT  # its long side over its short side
-
-    def body_limit(self, path: str) -> int:
-        """The largest body a route takes: /v1/edit's has room for an image and a mask in base64."""
-        return self.max_body_bytes + (2 * self.upload_chars if path == "/v1/edit" else 0)
-
-    @property
-    def upload_chars(self) -> int:
-        """The longest base64 text (or data: URL) of an upload."""
-        return 4 * -(-self.max_upload_bytes // 3) + 100
 
 
 class GenerationTimeout(Exception):

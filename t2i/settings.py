@@ -16,7 +16,11 @@ from t2i.config import from_dict
 
 IMAGE_TO_IMAGE_STRENGTH = 0.6  # an edit from an image, by default: 0 keeps the image, 1 ignores it
 INPAINTING_STRENGTH = 1.0  # inpainting, by default: the masked part drawn from noise
+MAX_GUIDANCE = 50.0  # classifier-free guidance scales above this only saturate the image
 SWAP_STEPS = 0.8  # a word swap, by default: the share of steps drawn with the source prompt's cross-attention
+MAX_PIXELS = 4096 * 4096  # an image to edit, width × height: 48 MB once decoded to RGB
+MAX_ASPECT = 4  # ... its long side at most this many times its short side (the short side is resized to the
+# model's size before the centre crop: an 8×2,097,152 image would grow to 64×16,777,216)
 
 
 def uses_guidance(scale: float) -> bool:
@@ -29,9 +33,11 @@ def guide(unconditional, conditional, scale: float):
     return unconditional + scale * (conditional - unconditional)
 
 
-def setting(default, help: str, low: float | None = None, high: float | None = None, choices: tuple = ()):
-    """A settings field: its default, a one-line help, and its range (low..high) or its choices."""
-    return dataclasses.field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
+def setting(default, help: str, low=None, high=None, choices: tuple = (), flag: str | None = None):
+    """A settings field: its default, a one-line help, its range (low..high) or its choices, and (`flag`) the
+    command-line flag's name where it is not the field's."""
+    metadata = {"help": help, "low": low, "high": high, "choices": choices} | ({"flag": flag} if flag else {})
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 class Settings:
@@ -92,3 +98,39 @@ class Settings:
         path = Path(model_dir) / self.FILE
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
         return path
+
+
+@dataclasses.dataclass
+class ServeLimits(Settings):
+    """What one `t2i serve` takes from a request (its flags: t2i.cli)."""
+
+    max_steps: int = setting(150, "most sampler steps a request may ask for", 1, 1000)
+    max_images: int = setting(8, "most images per request (n)", 1, 64)
+    max_prompt_chars: int = setting(1000, "longest prompt (and negative prompt), in characters", 1, 10**5)
+    max_queue: int = setting(16, "requests that may wait behind the running one; more get 429", 0, 10**4)
+    timeout_s: float = setting(
+        120.0, "seconds per request, waiting included (checked at every step)", 0.1, 86400, flag="timeout"
+    )
+    max_body_bytes: int = setting(64 * 1024, "largest request body; larger ones get 413 unread", 1024, 2**30)
+    read_timeout_s: float = setting(
+        10.0, "seconds for a request's head, and again for its body, to arrive", 0.1, 3600, flag="read-timeout"
+    )
+    max_upload_bytes: int = setting(
+        4 * 1024 * 1024,
+        "largest image (or mask) file /v1/edit takes; its body limit grows by two of them",
+        1024,
+        2**30,
+    )
+    max_upload_pixels: int = setting(MAX_PIXELS, "most pixels (width × height) of an uploaded image", 1, 2**31)
+    max_upload_aspect: float = setting(
+        MAX_ASPECT, "an uploaded image's long side over its short side, at most", 1, 1000
+    )
+
+    def body_limit(self, path: str) -> int:
+        """The largest body a route takes: /v1/edit's has room for an image and a mask in base64."""
+        return self.max_body_bytes + (2 * self.upload_chars if path == "/v1/edit" else 0)
+
+    @property
+    def upload_chars(self) -> int:
+        """The longest base64 text (or data: URL) of an upload."""
+        return 4 * -(-self.max_upload_bytes // 3) + 100

@@ -328,6 +328,7 @@ def measure_alignment(
     classifier_dir: str | Path,
     data_dir: str | Path,
     out: str | Path,
+    *,
     prompts_file: str | Path | None = None,
     n_prompts: int = 64,
     n_per_prompt: int = 4,

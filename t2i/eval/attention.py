@@ -52,7 +52,7 @@ def measure_attention_placement(model_dir, data_dir, out, n_images=64, strength=
     from t2i.families import load_pipeline
 
     pipe = load_pipeline(model_dir)
-    if not hasattr(pipe, "mixed_precision"):
+    if not pipe.takes_edits:
         raise ValueError(f"{model_dir}: a {pipe.family} model; attention maps come from a diffusion model")
     parts_dir = Path(data_dir) / PARTS_FOLDER
     if not parts_dir.is_dir():

@@ -111,6 +111,7 @@ def measure_word_swaps(
     classifier_dir,
     data_dir,
     out,
+    *,
     n_prompts=64,
     n_per_prompt=4,
     seed=0,
@@ -125,7 +126,7 @@ def measure_word_swaps(
     from t2i.families import load_pipeline
 
     pipe = load_pipeline(model_dir)
-    if not hasattr(pipe, "mixed_precision"):
+    if not pipe.takes_edits:
         raise ValueError(f"{model_dir}: a {pipe.family} model; word swaps take a diffusion model")
     sampling = pipe.defaults.override(**(settings or {}))
     classifier = load_classifier(classifier_dir)

@@ -122,6 +122,7 @@ def write_report(
     classifier_dir: str | Path,
     data_dir: str | Path,
     out: str | Path,
+    *,
     n_prompts: int = 32,
     n_per_prompt: int = 2,
     ddpm_prompts: int = 6,

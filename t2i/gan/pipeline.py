@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -10,20 +9,13 @@ from safetensors.torch import load_file
 
 from t2i.config import load_config
 from t2i.gan.model import Generator
+from t2i.gan.settings import GANSettings
 from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
 from t2i.pipeline import check_request, load_text_encoder_of, model_hash
-from t2i.settings import Settings, setting
 from t2i.text import sentence_embedding
 
 MODEL_FILES = ["generator.safetensors", "t2i_config.yaml", "text_encoder/t2i_text.json"]  # what `t2i train gan` writes
-
-
-@dataclass
-class GANSettings(Settings):
-    """How a GAN samples."""
-
-    truncation: float = setting(1.0, "noise scale ψ: z ~ N(0, ψ² I); below 1 trades variety for fidelity", 0, 2)
 
 
 class GANPipeline:
@@ -31,6 +23,7 @@ class GANPipeline:
     autoencoder = None
     takes_negative_prompt = False
     takes_edits = False  # no image-to-image, inpainting, word swap or attention maps
+    takes_mixed_precision = False  # float32 throughout
 
     def __init__(self, generator: Generator, text_encoder, name: str = "untitled", hash: str = "", defaults=None):
         self.generator, self.text_encoder = generator.eval(), text_encoder

@@ -179,8 +179,7 @@ def train(run: Run, task: TrainingTask) -> Path:
             last = step == tc.steps
             log_due = step % tc.log_every == 0 or last
             sample_due = run.is_main and (step % tc.sample_every == 0 or last)
-            save_due = step % tc.checkpoint_every == 0 or last or stop.requested  # Ctrl-C may come while sampling
-            if log_due or sample_due or save_due:
+            if log_due or sample_due:
                 ensure_finite()
             if log_due:
                 rate, tick, seen = seen / (time.perf_counter() - tick), time.perf_counter(), 0
@@ -194,10 +193,12 @@ def train(run: Run, task: TrainingTask) -> Path:
             if sample_due:
                 task.sample(step, out / "samples")
                 plot_losses(history, out / "samples" / "losses.png", list(task.curves), task.title)
-            if save_due and run.is_main:
-                state = {"step": step, "history": history} | task.checkpoint_info()
-                state |= {name: part.state_dict() for name, part in task.parts.items()}
-                save_checkpoint(out / "checkpoints", step, state, tc.keep_checkpoints)
+            if step % tc.checkpoint_every == 0 or last or stop.requested:  # Ctrl-C may come while sampling
+                ensure_finite()
+                if run.is_main:
+                    state = {"step": step, "history": history} | task.checkpoint_info()
+                    state |= {name: part.state_dict() for name, part in task.parts.items()}
+                    save_checkpoint(out / "checkpoints", step, state, tc.keep_checkpoints)
             stop.stop_if_requested(step, tc.steps)
     progress.close()
     accelerator.end_training()

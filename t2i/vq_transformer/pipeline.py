@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,24 +18,13 @@ from safetensors.torch import load_file, save_file
 from t2i.config import load_config
 from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
-from t2i.pipeline import MAX_GUIDANCE, check_request, load_text_encoder_of, model_hash, save_model_config
-from t2i.settings import Settings, guide, setting, uses_guidance
+from t2i.pipeline import check_request, load_text_encoder_of, model_hash, save_model_config
+from t2i.settings import guide, uses_guidance
 from t2i.vq_transformer.model import TokenTransformer
+from t2i.vq_transformer.settings import TokenSamplingSettings
 from t2i.vq_transformer.tokens import decode_tokens, load_vq
 
 MODEL_FILES = ["transformer.safetensors", "t2i_config.yaml", "vqvae/config.json", "text_encoder/t2i_text.json"]
-
-
-@dataclass
-class TokenSamplingSettings(Settings):
-    """How a token transformer samples."""
-
-    guidance: float = setting(
-        3.0, "classifier-free guidance on the logits: l = l_u + g (l_c − l_u); 1 = off", 0, MAX_GUIDANCE
-    )
-    temperature: float = setting(1.0, "softmax temperature: below 1 sharper, above 1 more varied", 0.05, 5)
-    top_k: int = setting(0, "sample among the k most likely codes; 0 = all of them", 0, 65536)
-    top_p: float = setting(1.0, "sample among the most likely codes that hold this much probability (nucleus)", 0.01, 1)
 
 
 def gumbel_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -62,6 +51,7 @@ class VQTransformerPipeline:
     family = "vq-transformer"
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
     takes_edits = False  # no image-to-image, inpainting, word swap or attention maps
+    takes_mixed_precision = False  # float32 throughout
 
     def __init__(self, transformer: TokenTransformer, vqvae, text_encoder, name="untitled", hash="", defaults=None):
         self.transformer, self.vqvae, self.text_encoder = transformer.eval(), vqvae.eval(), text_encoder
