@@ -1,6 +1,6 @@
 """The text-embedding cache: each unique caption encoded once by a frozen text encoder.
 
-    CACHE/text-<encoder id>-<max tokens>/shard-00000.safetensors ...
+    CACHE/text-<encoder id>-<max tokens>[-<precision>]/shard-00000.safetensors ...   (no suffix: fp32)
         embeddings (N, max_tokens, D) float16, metadata "keys": the sha1 of each caption, in row order
 
 Shards hold `shard_size` captions each, sorted by hash, and are written atomically, so an interrupted
@@ -58,7 +58,10 @@ class TextEmbeddingCache:
         precision: str = "no",
     ):
         self.tokenizer, self.max_tokens = text_encoder.tokenizer, text_encoder.max_tokens
-        self.folder = Path(folder) / f"text-{encoder_id(text_encoder)}-{text_encoder.max_tokens}"
+        # the precision is part of the key: a bf16-encoded cache is not the fp32 one, and runs sharing a folder
+        # must not depend on which of them encoded it first
+        precision_key = "" if precision == "no" else f"-{precision}"
+        self.folder = Path(folder) / f"text-{encoder_id(text_encoder)}-{text_encoder.max_tokens}{precision_key}"
         self.folder.mkdir(parents=True, exist_ok=True)
         unique = sorted({caption_key(c): c for c in [*captions, ""]}.items())
         shards = [unique[i : i + shard_size] for i in range(0, len(unique), shard_size)]
