@@ -27,7 +27,7 @@ from t2i.config import load_config
         ("data: [1, 2]\n", r"data: expected a mapping"),
         ("data:\n  image_size: [64\n", r"not a valid YAML file at line \d+, column \d+"),
         ("", r"the config file is empty"),
-        ("family: vq-transformer\n", r"autoencoder.kind must be 'vq' for the vq-transformer family"),
+        ("family: vq-transformer\nautoencoder:\n  kind: kl\n", r"autoencoder.kind must be 'vq' for the vq-transformer"),
         ("family: vq-transformer\nautoencoder:\n  kind: vq\ntransformer:\n  heads: 3\n", r"transformer.heads must be"),
         (
             "family: vae-gan\n",
@@ -95,7 +95,7 @@ BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
         ("autoencoder:\n  channels: [65536, 65536]\n  norm_num_groups: 1\n", r"autoencoder.channels must list 2 to 5"),
         ("unet:\n  attention_head_dim: 7\n", r"unet.attention_head_dim must be >= 1 and divide every entry"),
         ("diffusion_training:\n  seed: -1\n", r"diffusion_training.seed must be between 0 and 4294967295"),
-        ("gan_training:\n  sample_seed: 4294967296\n", r"gan_training.sample_seed must be between 0 and"),
+        ("family: gan\ngan_training:\n  sample_seed: 4294967296\n", r"gan_training.sample_seed must be between 0 and"),
         (
             "data:\n  image_size: [" + "1, " * 100_000 + "1]\n",
             r"data.image_size: expected an integer, got \[1, 1, 1, 1, \.\.\.\]$",
