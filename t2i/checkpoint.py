@@ -156,8 +156,10 @@ def resume_state(root: str | Path) -> tuple[Path, dict] | None:
             os.replace(path, aside)
             log.warning("%s; set it aside as %s and trying the checkpoint before it", error, aside)
     if checkpoints or set_aside:  # also on the re-run after this error: never a silent start from step 0
-        raise ValueError(f"no intact checkpoint in {root} (the corrupt ones are kept as corrupt-step-*): "
-                         "move them away to start the run over")  # fmt: skip
+        raise ValueError(
+            f"no intact checkpoint in {root} (the corrupt ones are kept as corrupt-step-*): "
+            "move them away to start the run over"
+        )
     return None
 
 

@@ -51,9 +51,12 @@ def run_demo(out_dir: str | Path, images: int = 2500, config: Config | None = No
     metrics = evaluate_autoencoder(results["autoencoder"], out / "data", "val", out / "autoencoder" / "eval")
     done(f"autoencoder eval (PSNR {metrics['psnr_db']:.1f} dB)", out / "autoencoder" / "eval")
     cache = cache_latents(
-        results["autoencoder"], out / "data", out / "cache", config.data.flip,
+        results["autoencoder"],
+        out / "data",
+        out / "cache",
+        config.data.flip,
         split_fractions=config.data.split_fractions,
-    )  # fmt: skip
+    )
     done("latent cache", cache)
     done("diffusion model", train_diffusion(config, cache, results["autoencoder"], out / "diffusion"))
     done("training samples", out / "diffusion" / "samples")

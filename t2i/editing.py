@@ -77,8 +77,16 @@ def edit_with_parameters(
     is white), or word-swapped from `source_prompt`, or plain text-to-image; with `attention`, each with its
     per-token maps. The parameters record the edit beside the sampler's settings ("Denoising strength", ...)."""
     settings = settings or pipe.defaults
-    edits = dict(image=image, strength=strength, mask_image=mask, negative_prompt=negative_prompt, seed=seed,
-                 num_images_per_prompt=n, settings=settings, callback=callback)  # fmt: skip
+    edits = dict(
+        image=image,
+        strength=strength,
+        mask_image=mask,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        num_images_per_prompt=n,
+        settings=settings,
+        callback=callback,
+    )
     swap = dict(source_prompt=source_prompt, swap_steps=swap_steps, local_blend=local_blend)
     made = pipe(prompt, **swap, return_attention=attention, **edits)
     images, maps = made if attention else (made, [None] * n)
@@ -93,8 +101,9 @@ def edit_with_parameters(
         )
     made = []
     for k, (image, source, attention_maps) in enumerate(zip(images, sources, maps, strict=True)):
-        parameters = GenerationParameters(prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash,
-                                          pipe.family, recorded | swapped)  # fmt: skip
+        parameters = GenerationParameters(
+            prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash, pipe.family, recorded | swapped
+        )
         source_parameters = None if source is None else replace(parameters, prompt=source_prompt, settings=recorded)
         made.append(Edited(image, parameters, source, source_parameters, attention_maps))
     return made
@@ -119,9 +128,18 @@ def edit(
     the PNGs written: the edit, then (word swap) the source image and a two-image grid."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    [made] = edit_with_parameters(pipe, prompt, seed=seed, settings=settings, image=image, strength=strength,
-                                  mask=mask, source_prompt=source_prompt, swap_steps=swap_steps,
-                                  local_blend=local_blend)  # fmt: skip
+    [made] = edit_with_parameters(
+        pipe,
+        prompt,
+        seed=seed,
+        settings=settings,
+        image=image,
+        strength=strength,
+        mask=mask,
+        source_prompt=source_prompt,
+        swap_steps=swap_steps,
+        local_blend=local_blend,
+    )
     stem = out / f"{slug(prompt)}-seed{seed}"
     written = [stem.with_name(stem.name + "-edit.png")]
     save_png(made.image, made.parameters, written[0])

@@ -128,11 +128,14 @@ def generate_with_parameters(
     )
     values = asdict(settings)
     return [
-        (image, GenerationParameters(
-            prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash, pipe.family, values
-        ))
+        (
+            image,
+            GenerationParameters(
+                prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash, pipe.family, values
+            ),
+        )
         for k, image in enumerate(images)
-    ]  # fmt: skip
+    ]
 
 
 def generate_images(

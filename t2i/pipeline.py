@@ -280,8 +280,13 @@ class Text2ImagePipeline:
         """The prompt's token ids padded to max_tokens (what the UNet attends over), and the positions of its
         own tokens (no special tokens, no padding)."""
         tokenizer = self.text_encoder.tokenizer
-        out = tokenizer(prompt, padding="max_length", max_length=self.text_encoder.max_tokens, truncation=True,
-                        return_special_tokens_mask=True)  # fmt: skip
+        out = tokenizer(
+            prompt,
+            padding="max_length",
+            max_length=self.text_encoder.max_tokens,
+            truncation=True,
+            return_special_tokens_mask=True,
+        )
         ids, special, real = out["input_ids"], out["special_tokens_mask"], out["attention_mask"]
         return ids, [k for k in range(len(ids)) if real[k] and not special[k]]
 

@@ -217,9 +217,12 @@ def edit_problem(body: dict) -> dict | None:
         ("mask", mask is not None and image is None, "a mask needs an image"),
         ("strength", body["strength"] is not None and image is None, "strength needs an image"),
         ("local_blend", body["local_blend"] and body["source_prompt"] is None, "local_blend needs a source_prompt"),
-        ("mask", mask is not None and image is not None and mask.size != image.size,
-         f"the mask must have the image's size ({image.size[0]}×{image.size[1]})" if image else ""),
-    ]  # fmt: skip
+        (
+            "mask",
+            mask is not None and image is not None and mask.size != image.size,
+            f"the mask must have the image's size ({image.size[0]}×{image.size[1]})" if image else "",
+        ),
+    ]
     for field, wrong, message in problems:
         if wrong:
             return {"loc": ["body", field], "msg": message, "type": "value_error"}
@@ -500,15 +503,22 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
     return RequestGuard(app, api_key, limits)
 
 
-def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 7860, api_key: str | None = None,
-          limits: ServeLimits | None = None) -> None:  # fmt: skip
+def serve(
+    model_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    api_key: str | None = None,
+    limits: ServeLimits | None = None,
+) -> None:
     import uvicorn
 
     limits = limits or ServeLimits()
     check_api_key(api_key)  # before the model loads
     if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {host}: anyone who can reach this machine can use the server"
-              + ("" if api_key else " (no --api-key set)"))  # fmt: skip
+        print(
+            f"warning: listening on {host}: anyone who can reach this machine can use the server"
+            + ("" if api_key else " (no --api-key set)")
+        )
     app = create_app(load_pipeline(model_dir), limits, api_key)
     print(f"t2i serving {model_dir} at http://{host}:{port}/ (API docs at /docs)")
     protocol = head_timeout_protocol(limits.read_timeout_s)

@@ -103,8 +103,21 @@ def _mix(a, b, t):
 
 
 PARTS_FOLDER = "CelebAMask-HQ-parts"  # beside CelebA-HQ-img/, as MM-CelebA-HQ's CelebAMask-HQ masks are
-PARTS = ("background", "skin", "clothes", "hair", "eyes", "eyebrows", "nose", "mouth", "beard", "eyeglasses",
-         "hat", "earrings", "necklace")  # fmt: skip  # the part map's labels: value k is PARTS[k]
+PARTS = (
+    "background",
+    "skin",
+    "clothes",
+    "hair",
+    "eyes",
+    "eyebrows",
+    "nose",
+    "mouth",
+    "beard",
+    "eyeglasses",
+    "hat",
+    "earrings",
+    "necklace",
+)  # the part map's labels: value k is PARTS[k]
 
 
 class _Painter:

@@ -180,10 +180,13 @@ def generate_for_suite(
         prompts = ["" if empty_prompt else c.prompt for c in cases[start : start + batch_prompts]]
         images.append(
             pipe(
-                prompts, seed=seed + start * n_per_prompt, num_images_per_prompt=n_per_prompt, output_type="pt",
+                prompts,
+                seed=seed + start * n_per_prompt,
+                num_images_per_prompt=n_per_prompt,
+                output_type="pt",
                 settings=settings,
             ).clamp(-1, 1)
-        )  # fmt: skip
+        )
         if progress is not None:
             progress(len(prompts) * n_per_prompt)
     return torch.cat(images)

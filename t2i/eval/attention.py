@@ -64,8 +64,9 @@ def measure_attention_placement(model_dir, data_dir, out, n_images=64, strength=
         item = data.item(k, 0)
         with Image.open(parts_dir / f"{item['id']}.png") as part_map:  # at the model's size, labels unblended
             labels = np.asarray(part_map.resize((pipe.image_size,) * 2, Image.Resampling.NEAREST))
-        _, maps = pipe(item["caption"], image=item["pixel_values"][None], strength=strength, seed=seed + k,
-                       return_attention=True)  # fmt: skip
+        _, maps = pipe(
+            item["caption"], image=item["pixel_values"][None], strength=strength, seed=seed + k, return_attention=True
+        )
         for word, m in words(maps[0].tokens, maps[0].maps):
             part = WORD_PARTS.get(word)
             mask = torch.from_numpy(labels == PARTS.index(part)) if part else None

@@ -51,11 +51,17 @@ class AttributeClassifier(nn.Module):
         self.attributes, self.image_size = list(attributes), image_size
         w = width
         self.body = nn.Sequential(
-            _conv(3, w), nn.MaxPool2d(2),
-            _conv(w, 2 * w), _conv(2 * w, 2 * w), nn.MaxPool2d(2),
-            _conv(2 * w, 4 * w), _conv(4 * w, 4 * w), nn.MaxPool2d(2),
-            _conv(4 * w, 8 * w), _conv(8 * w, 8 * w),
-        )  # fmt: skip
+            _conv(3, w),
+            nn.MaxPool2d(2),
+            _conv(w, 2 * w),
+            _conv(2 * w, 2 * w),
+            nn.MaxPool2d(2),
+            _conv(2 * w, 4 * w),
+            _conv(4 * w, 4 * w),
+            nn.MaxPool2d(2),
+            _conv(4 * w, 8 * w),
+            _conv(8 * w, 8 * w),
+        )
         self.head = nn.Linear(8 * w, len(self.attributes))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

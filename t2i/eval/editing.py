@@ -140,8 +140,12 @@ def measure_word_swaps(
     examples = []
     for case, target, _ in edits:
         run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt", "settings": sampling}
-        swap = {"source_prompt": case.prompt, "swap_steps": swap_steps, "self_swap_steps": self_swap_steps,
-                "local_blend": local_blend}  # fmt: skip
+        swap = {
+            "source_prompt": case.prompt,
+            "swap_steps": swap_steps,
+            "self_swap_steps": self_swap_steps,
+            "local_blend": local_blend,
+        }
         source, edit = pipe(case.prompt, **run).clamp(-1, 1), pipe(target, **swap, **run).clamp(-1, 1)
         baseline = pipe(target, **run).clamp(-1, 1)
         other = pipe(case.prompt, **run | {"seed": seed + 1000}).clamp(-1, 1)
@@ -150,8 +154,14 @@ def measure_word_swaps(
         if len(examples) < 8:
             examples.append((case.prompt, target, source[0], edit[0], baseline[0]))
     model = {name: torch.cat(x) for name, x in drawn.items()}
-    scores = swap_scores(classifier, edits, n_per_prompt, model["source"], model["edit"],
-                         {"baseline": model["baseline"], "two_seeds": model["two_seeds"]})  # fmt: skip
+    scores = swap_scores(
+        classifier,
+        edits,
+        n_per_prompt,
+        model["source"],
+        model["edit"],
+        {"baseline": model["baseline"], "two_seeds": model["two_seeds"]},
+    )
     alone = swap_scores(classifier, edits, n_per_prompt, model["source"], model["baseline"], {})
     source, edit, other = rendered_swaps(edits, n_per_prompt, seed, pipe.image_size)
     rendered = swap_scores(classifier, edits, n_per_prompt, source, edit, {"two_faces": other})
@@ -170,7 +180,7 @@ def measure_word_swaps(
             "swap_steps": swap_steps,
             "self_swap_steps": self_swap_steps,
             "local_blend": local_blend,
-        },  # fmt: skip
+        },
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

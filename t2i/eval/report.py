@@ -239,7 +239,7 @@ def write_report(
             "images_per_prompt": n_per_prompt,
             "seed": seed,
             "held_out_prompts": sum(bool(c.held_out) for c in cases),
-        },  # fmt: skip
+        },
         "classifier_test_accuracy": classifier_info["test_accuracy"],
         "classifier_test_mean_accuracy": classifier_info["test_mean_accuracy"],
         "settings": [

@@ -38,8 +38,13 @@ class GANPipeline:
         text_encoder = load_text_encoder_of(model_dir)
         generator = Generator(config.gan, config.data.image_size, text_encoder.hidden_size)
         generator.load_state_dict(load_file(model_dir / "generator.safetensors"))
-        pipe = cls(generator, text_encoder, model_dir.resolve().name, model_hash(model_dir / "generator.safetensors"),
-                   GANSettings.of_model(model_dir))  # fmt: skip
+        pipe = cls(
+            generator,
+            text_encoder,
+            model_dir.resolve().name,
+            model_hash(model_dir / "generator.safetensors"),
+            GANSettings.of_model(model_dir),
+        )
         return pipe.to(device)
 
     def to(self, device: str | torch.device) -> GANPipeline:
@@ -80,8 +85,9 @@ class GANPipeline:
 
         # 2. noise: z_k ~ N(0, ψ² I) from seed + k
         n = len(prompts) * num_images_per_prompt
-        z = torch.stack([torch.randn(self.generator.noise_dim, generator=torch.Generator().manual_seed(seed + k))
-                         for k in range(n)])  # fmt: skip
+        z = torch.stack(
+            [torch.randn(self.generator.noise_dim, generator=torch.Generator().manual_seed(seed + k)) for k in range(n)]
+        )
 
         # 3. one forward pass: x = G(z, h)
         images = self.generator(psi * z.to(self.device), h).float()
