@@ -165,21 +165,18 @@ def _eval_train_classifier(args):
     print(f"classifier saved to {args.out}")
 
 
+def _suite_inputs(args) -> tuple[tuple, dict]:
+    """What every `t2i eval` suite command passes: (model, classifier, data, out), and the suite's size and seed."""
+    suite = {"n_prompts": args.n_prompts, "n_per_prompt": args.n_per_prompt, "seed": args.seed}
+    return (args.model, args.classifier, args.data, args.out), suite
+
+
 def _eval_alignment(args):
     from t2i.eval.alignment import format_table, measure_alignment
 
-    result = measure_alignment(
-        args.model,
-        args.classifier,
-        args.data,
-        args.out,
-        prompts_file=args.prompts,
-        n_prompts=args.n_prompts,
-        n_per_prompt=args.n_per_prompt,
-        settings=sampling_flags(args),
-        seed=args.seed,
-        inception_weights=args.inception_weights,
-    )
+    inputs, suite = _suite_inputs(args)
+    given = {"settings": sampling_flags(args), "inception_weights": args.inception_weights}
+    result = measure_alignment(*inputs, prompts_file=args.prompts, **suite, **given)
     references = result["references"]
     print(format_table(result, references))
     print(
@@ -198,19 +195,9 @@ def _eval_alignment(args):
 def _eval_word_swap(args):
     from t2i.eval.editing import measure_word_swaps
 
-    r = measure_word_swaps(
-        args.model,
-        args.classifier,
-        args.data,
-        args.out,
-        n_prompts=args.n_prompts,
-        n_per_prompt=args.n_per_prompt,
-        seed=args.seed,
-        swap_steps=args.swap_steps,
-        self_swap_steps=args.self_swap_steps,
-        local_blend=args.local_blend,
-        settings=sampling_flags(args),
-    )
+    inputs, suite = _suite_inputs(args)
+    swap = {"swap_steps": args.swap_steps, "self_swap_steps": args.self_swap_steps, "local_blend": args.local_blend}
+    r = measure_word_swaps(*inputs, **suite, **swap, settings=sampling_flags(args))
     print(
         f"{r['prompts']} prompts x {args.n_per_prompt} seeds; new colour found: {r['changed']:.1%} "
         f"(the edited prompt alone: {r['baseline_changed']:.1%}); other attributes kept: {r['kept']:.1%} "
@@ -238,16 +225,8 @@ def _eval_word_swap(args):
 def _eval_rephrasing(args):
     from t2i.eval.rephrasing import measure_rephrasing
 
-    r = measure_rephrasing(
-        args.model,
-        args.classifier,
-        args.data,
-        args.out,
-        prompts_file=args.prompts,
-        n_prompts=args.n_prompts,
-        n_per_prompt=args.n_per_prompt,
-        seed=args.seed,
-    )
+    inputs, suite = _suite_inputs(args)
+    r = measure_rephrasing(*inputs, prompts_file=args.prompts, **suite)
     first = next(iter(r["suites"]))
     for name, value in r["suites"].items():
         gap = f" ({-100 * r['gap'][name]:+.1f} points)" if name != first else ""
@@ -268,17 +247,8 @@ def _eval_attention(args):
 def _eval_report(args):
     from t2i.eval.report import write_report
 
-    path = write_report(
-        args.model,
-        args.classifier,
-        args.data,
-        args.out,
-        n_prompts=args.n_prompts,
-        n_per_prompt=args.n_per_prompt,
-        ddpm_prompts=args.ddpm_prompts,
-        seed=args.seed,
-        save_defaults=args.save_defaults,
-    )
+    inputs, suite = _suite_inputs(args)
+    path = write_report(*inputs, **suite, ddpm_prompts=args.ddpm_prompts, save_defaults=args.save_defaults)
     print(f"report: {path}")
 
 

@@ -231,24 +231,22 @@ class Config:
 
 
 @dataclass
-class LatentDiffusionConfig(Config):
-    """Stable Diffusion: an autoencoder, then a UNet denoising its latents."""
+class PixelDiffusionConfig(Config):
+    """DDPM: a UNet denoising the pixels themselves."""
 
-    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
-    autoencoder_training: AutoencoderTrainConfig = field(default_factory=AutoencoderTrainConfig)
+    family: FamilyName = "pixel-diffusion"
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     diffusion_training: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
 
 
 @dataclass
-class PixelDiffusionConfig(Config):
-    """DDPM: the UNet denoising the pixels themselves."""
+class LatentDiffusionConfig(PixelDiffusionConfig):
+    """Stable Diffusion: the same UNet denoising the latents of an autoencoder trained first."""
 
-    family: FamilyName = "pixel-diffusion"
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    diffusion_training: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
+    family: FamilyName = "latent-diffusion"
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    autoencoder_training: AutoencoderTrainConfig = field(default_factory=AutoencoderTrainConfig)
 
 
 @dataclass

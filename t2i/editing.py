@@ -77,16 +77,8 @@ def edit_with_parameters(
     is white), or word-swapped from `source_prompt`, or plain text-to-image; with `attention`, each with its
     per-token maps. The parameters record the edit beside the sampler's settings ("Denoising strength", ...)."""
     settings = settings or pipe.defaults
-    edits = dict(
-        image=image,
-        strength=strength,
-        mask_image=mask,
-        negative_prompt=negative_prompt,
-        seed=seed,
-        num_images_per_prompt=n,
-        settings=settings,
-        callback=callback,
-    )
+    edits = {"image": image, "strength": strength, "mask_image": mask, "negative_prompt": negative_prompt}
+    edits |= {"seed": seed, "num_images_per_prompt": n, "settings": settings, "callback": callback}
     swap = dict(source_prompt=source_prompt, swap_steps=swap_steps, local_blend=local_blend)
     made = pipe(prompt, **swap, return_attention=attention, **edits)
     images, maps = made if attention else (made, [None] * n)

@@ -384,20 +384,66 @@ def check_api_key(api_key: str | None) -> None:
         raise ValueError("the API key (--api-key or T2I_API_KEY) is empty: give one, or unset it to serve without")
 
 
-def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = None):
-    check_api_key(api_key)
-    limits = limits or ServeLimits()
-    worker = Worker(pipe)
-    GenerateRequest = request_model(limits, pipe)
-    EditRequest = edit_request_model(limits, GenerateRequest)
-    schema = GenerateRequest.model_json_schema()["properties"]  # /v1/model's settings: each with its request schema
-    settings = [  # one default (the model's) and one range (the server's steps limit included) per setting
+def model_info(pipe, limits: ServeLimits, generate_request: type[BaseModel], api_key: str | None) -> dict:
+    """What /v1/model says: the model, its settings (each with its model default, its range with the server's
+    limits, and its request schema), its edits and the server's limits."""
+    schema = generate_request.model_json_schema()["properties"]
+    settings = [
         spec
         | {"default": getattr(pipe.defaults, name), "high": schema[name].get("maximum", spec["high"])}
         | {"schema": schema[name]}
         for spec in type(pipe.defaults).describe()
         for name in [spec["name"]]
     ]
+    return {
+        "name": pipe.name,
+        "hash": pipe.hash,
+        "family": pipe.family,
+        "image_size": pipe.image_size,
+        "parameters": trained_parameters(pipe),  # without the frozen text encoder
+        "settings": settings,
+        "takes_negative_prompt": pipe.takes_negative_prompt,
+        "takes_edits": pipe.takes_edits,
+        "edit_defaults": {"strength": IMAGE_TO_IMAGE_STRENGTH, "swap_steps": SWAP_STEPS},  # the page's too
+        "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
+        "limits": vars(limits),
+        "api_key_required": bool(api_key),
+    }
+
+
+async def answer(worker: Worker, limits: ServeLimits, parameters: dict, request: Request) -> GenerateResponse:
+    """Queue one request for the worker and wait for its images."""
+    if worker.in_system > limits.max_queue:  # one running + max_queue waiting
+        raise HTTPException(429, "too many requests waiting; retry later", headers={"Retry-After": "5"})
+    if parameters["seed"] is None:
+        parameters["seed"] = secrets.randbelow(2**31)
+    worker.in_system += 1
+    start, gone = time.monotonic(), threading.Event()
+    watcher = asyncio.create_task(_watch_disconnect(request, gone))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = start + limits.timeout_s
+        images = await loop.run_in_executor(worker.executor, worker.run, parameters, deadline, gone)
+    except GenerationTimeout:
+        message = f"generation took longer than the server's limit of {limits.timeout_s} s"
+        raise HTTPException(503, message, headers={"Retry-After": "5"}) from None
+    except ClientGone:
+        raise HTTPException(499, "client closed the request") from None  # nobody reads this answer
+    except BadUpload as error:
+        raise HTTPException(422, error.detail) from None
+    finally:
+        watcher.cancel()
+        worker.in_system -= 1
+    shown = {k: v for k, v in parameters.items() if k not in ("image", "mask")}  # the uploads are not echoed
+    return GenerateResponse(images=images, parameters=shown, seconds=round(time.monotonic() - start, 3))
+
+
+def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = None):
+    check_api_key(api_key)
+    limits = limits or ServeLimits()
+    worker = Worker(pipe)
+    GenerateRequest = request_model(limits, pipe)
+    EditRequest = edit_request_model(limits, GenerateRequest)
     app = FastAPIOffline(
         title="t2i", version="1", description="Text-to-image generation with a t2i latent diffusion model"
     )
@@ -424,20 +470,7 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
 
     @app.get("/v1/model", dependencies=keyed, responses=unauthorized)
     def model() -> dict:
-        return {
-            "name": pipe.name,
-            "hash": pipe.hash,
-            "family": pipe.family,
-            "image_size": pipe.image_size,
-            "parameters": trained_parameters(pipe),  # without the frozen text encoder
-            "settings": settings,
-            "takes_negative_prompt": pipe.takes_negative_prompt,
-            "takes_edits": pipe.takes_edits,
-            "edit_defaults": {"strength": IMAGE_TO_IMAGE_STRENGTH, "swap_steps": SWAP_STEPS},  # the page's too
-            "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
-            "limits": vars(limits),
-            "api_key_required": bool(api_key),
-        }
+        return model_info(pipe, limits, GenerateRequest, api_key)
 
     @app.get("/v1/progress", dependencies=keyed, responses=unauthorized)
     def progress() -> dict:
@@ -450,35 +483,9 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
         503: {"description": f"generation took longer than the server's limit ({limits.timeout_s} s)"},
     }
 
-    async def answer(parameters: dict, request: Request) -> GenerateResponse:
-        """Queue one request for the worker and wait for its images."""
-        if worker.in_system > limits.max_queue:  # one running + max_queue waiting
-            raise HTTPException(429, "too many requests waiting; retry later", headers={"Retry-After": "5"})
-        if parameters["seed"] is None:
-            parameters["seed"] = secrets.randbelow(2**31)
-        worker.in_system += 1
-        start, gone = time.monotonic(), threading.Event()
-        watcher = asyncio.create_task(_watch_disconnect(request, gone))
-        try:
-            loop = asyncio.get_running_loop()
-            deadline = start + limits.timeout_s
-            images = await loop.run_in_executor(worker.executor, worker.run, parameters, deadline, gone)
-        except GenerationTimeout:
-            message = f"generation took longer than the server's limit of {limits.timeout_s} s"
-            raise HTTPException(503, message, headers={"Retry-After": "5"}) from None
-        except ClientGone:
-            raise HTTPException(499, "client closed the request") from None  # nobody reads this answer
-        except BadUpload as error:
-            raise HTTPException(422, error.detail) from None
-        finally:
-            watcher.cancel()
-            worker.in_system -= 1
-        shown = {k: v for k, v in parameters.items() if k not in ("image", "mask")}  # the uploads are not echoed
-        return GenerateResponse(images=images, parameters=shown, seconds=round(time.monotonic() - start, 3))
-
     @app.post("/v1/generate", response_model=GenerateResponse, dependencies=keyed, responses=errors)
     async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:  # type: ignore[valid-type]
-        return await answer(body.model_dump(), request)
+        return await answer(worker, limits, body.model_dump(), request)
 
     @app.post(
         "/v1/edit",
@@ -498,7 +505,7 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
             parameters["strength"] = 1.0  # a word swap alone starts from noise
         elif parameters["strength"] is None:
             parameters["strength"] = IMAGE_TO_IMAGE_STRENGTH if parameters["mask"] is None else INPAINTING_STRENGTH
-        return await answer(parameters, request)
+        return await answer(worker, limits, parameters, request)
 
     return RequestGuard(app, api_key, limits)
 

@@ -122,6 +122,83 @@ def _encode(model, kind: str, x: torch.Tensor, flip: bool) -> dict[str, torch.Te
     return tensors
 
 
+def _shards_to_encode(out: Path, shards, sources, shard_size: int, state) -> list[int]:
+    """This process's shards that no earlier run completed for these very files (a stale one is named)."""
+    todo = []
+    for number in range(state.process_index, len(shards), state.num_processes):
+        path = out / f"shard-{number:05d}.safetensors"
+        if path.exists():
+            try:
+                reason = _stale_reason(_shard_metadata(path), sources[number * shard_size : (number + 1) * shard_size])
+            except Exception as error:  # safetensors raises its own error types for a damaged file
+                reason = f"unreadable ({error})"
+            if reason is None:
+                continue
+            log.warning("latent cache %s: re-encoding shard %d: %s", out, number, reason)
+        todo.append(number)
+    return todo
+
+
+def _encode_shards(model, out: Path, todo, shards, sources, manifest, state, *, batch_size, workers, precision):
+    """Encode and write the `todo` shards, their images decoded by `workers` processes, in order, in batches that
+    stay within a shard; each shard written atomically with the ids it holds and the sources it covers."""
+    device, size, flip, shard_size = model.device, manifest["image_size"], manifest["flip"], manifest["shard_size"]
+    records = [r for n in todo for r in shards[n]]
+    batches_of, first = {}, 0  # shard -> its batches, as positions in `records`
+    for n in todo:
+        batches_of[n] = [
+            list(range(first + b, first + min(b + batch_size, len(shards[n]))))
+            for b in range(0, len(shards[n]), batch_size)
+        ]
+        first += len(shards[n])
+    loader = torch.utils.data.DataLoader(
+        _Pixels(records, size),
+        batch_sampler=[batch for n in todo for batch in batches_of[n]],
+        num_workers=workers,
+        collate_fn=_readable,
+        pin_memory=device.type == "cuda",
+    )
+    loaded = iter(loader)
+    progress = tqdm(total=len(records), desc="cache latents", unit="img", disable=not state.is_main_process)
+    for number in todo:
+        shard_ids, parts = [], {}
+        for batch in batches_of[number]:
+            ids, x = next(loaded)
+            if x is not None:
+                with autocast(precision, device):
+                    latents = _encode(model, manifest["kind"], x.to(device, non_blocking=True), flip)
+                for name, value in latents.items():
+                    parts.setdefault(name, []).append(value)
+                shard_ids += ids
+            progress.update(len(batch))
+        path = out / f"shard-{number:05d}.safetensors"
+        covered = sources[number * shard_size : (number + 1) * shard_size]
+        tensors = {name: torch.cat(values).cpu() for name, values in parts.items()}
+        tmp = path.with_suffix(f".tmp{state.process_index}")
+        save_file(tensors, tmp, metadata={"ids": json.dumps(shard_ids), "sources": json.dumps(covered)})
+        os.replace(tmp, path)
+    progress.close()
+
+
+def _write_records(out: Path, data, n_shards: int, split_fractions, manifest: dict) -> None:
+    """records.jsonl from the shards' ids (written last, atomically), then the complete manifest."""
+    ids = [i for n in range(n_shards) for i in json.loads(_shard_metadata(out / f"shard-{n:05d}.safetensors")["ids"])]
+    by_id = {r.id: r for r in data.records}
+    rows = [
+        {
+            "id": i,
+            "split": split_of(i, split_fractions),
+            "captions": by_id[i].captions,
+            "attributes": attribute_vector(by_id[i].attributes),
+        }
+        for i in ids
+    ]
+    (out / "records.tmp").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    os.replace(out / "records.tmp", out / "records.jsonl")  # atomic: other processes may be reading it
+    (out / "cache.tmp").write_text(json.dumps(manifest | {"num_shards": n_shards, "num_records": len(rows)}))
+    os.replace(out / "cache.tmp", out / "cache.json")
+
+
 def cache_latents(
     autoencoder_dir: str | Path,
     data_dir: str | Path,
@@ -162,81 +239,18 @@ def cache_latents(
 
     sources = [[r.id, r.sha1] for r in data.records]  # hashed by the dataset scan, which read every file
     shards = [data.records[start : start + shard_size] for start in range(0, len(data), shard_size)]
-    todo = []  # this process's shards that no earlier run completed for these very files
-    for number in range(state.process_index, len(shards), state.num_processes):
-        path = out / f"shard-{number:05d}.safetensors"
-        if path.exists():
-            try:
-                reason = _stale_reason(_shard_metadata(path), sources[number * shard_size : (number + 1) * shard_size])
-            except Exception as error:  # safetensors raises its own error types for a damaged file
-                reason = f"unreadable ({error})"
-            if reason is None:
-                continue
-            log.warning("latent cache %s: re-encoding shard %d: %s", out, number, reason)
-        todo.append(number)
+    todo = _shards_to_encode(out, shards, sources, shard_size, state)
 
-    # the images of those shards, decoded by worker processes, in order, in batches that stay within a shard
-    records = [r for n in todo for r in shards[n]]
-    batches_of, first = {}, 0  # shard -> its batches, as positions in `records`
-    for n in todo:
-        batches_of[n] = [
-            list(range(first + b, first + min(b + batch_size, len(shards[n]))))
-            for b in range(0, len(shards[n]), batch_size)
-        ]
-        first += len(shards[n])
     workers = num_workers if num_workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
-    loader = torch.utils.data.DataLoader(
-        _Pixels(records, size),
-        batch_sampler=[batch for n in todo for batch in batches_of[n]],
-        num_workers=workers,
-        collate_fn=_readable,
-        pin_memory=device.type == "cuda",
-    )
-    precision = resolve_precision(mixed_precision, device)
-    loaded = iter(loader)
-    progress = tqdm(total=len(records), desc="cache latents", unit="img", disable=not state.is_main_process)
-    for number in todo:
-        shard_ids, parts = [], {}
-        for batch in batches_of[number]:
-            ids, x = next(loaded)
-            if x is not None:
-                with autocast(precision, device):
-                    latents = _encode(model, manifest["kind"], x.to(device, non_blocking=True), flip)
-                for name, value in latents.items():
-                    parts.setdefault(name, []).append(value)
-                shard_ids += ids
-            progress.update(len(batch))
-        path = out / f"shard-{number:05d}.safetensors"
-        covered = sources[number * shard_size : (number + 1) * shard_size]
-        tensors = {name: torch.cat(values).cpu() for name, values in parts.items()}
-        tmp = path.with_suffix(f".tmp{state.process_index}")
-        save_file(tensors, tmp, metadata={"ids": json.dumps(shard_ids), "sources": json.dumps(covered)})
-        os.replace(tmp, path)
-    progress.close()
+    encoding = dict(batch_size=batch_size, workers=workers, precision=resolve_precision(mixed_precision, device))
+    _encode_shards(model, out, todo, shards, sources, manifest, state, **encoding)
     state.wait_for_everyone()
     if not state.is_main_process:
         return out
     for stale in sorted(out.glob("shard-*.safetensors"))[len(shards) :]:
         stale.unlink()  # shards of a larger dataset that used this folder before
 
-    ids = [
-        i for n in range(len(shards)) for i in json.loads(_shard_metadata(out / f"shard-{n:05d}.safetensors")["ids"])
-    ]
-
-    by_id = {r.id: r for r in data.records}
-    rows = [
-        {
-            "id": i,
-            "split": split_of(i, split_fractions),
-            "captions": by_id[i].captions,
-            "attributes": attribute_vector(by_id[i].attributes),
-        }
-        for i in ids
-    ]
-    (out / "records.tmp").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    os.replace(out / "records.tmp", out / "records.jsonl")  # atomic: other processes may be reading it
-    (out / "cache.tmp").write_text(json.dumps(manifest | {"num_shards": len(shards), "num_records": len(rows)}))
-    os.replace(out / "cache.tmp", out / "cache.json")
+    _write_records(out, data, len(shards), split_fractions, manifest)
     return out
 
 

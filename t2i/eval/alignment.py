@@ -265,6 +265,7 @@ def evaluate_setting(
     classifier: AttributeClassifier,
     cases: list[PromptCase],
     real_features: torch.Tensor,
+    *,
     n_per_prompt: int,
     settings,
     seed: int,
@@ -285,6 +286,7 @@ def references(
     classifier: AttributeClassifier,
     cases: list[PromptCase],
     real: RealImages,
+    *,
     test_predicted: tuple[torch.Tensor, torch.Tensor],
     n_empty: int,
     settings,
@@ -358,10 +360,25 @@ def measure_alignment(
     test_values, test_features = classifier.predict(real.test_images)
     with tqdm(total=len(cases) * n_per_prompt, desc="generate") as bar:
         result, images = evaluate_setting(
-            pipe, classifier, cases, test_features, n_per_prompt, settings, seed, bar.update
+            pipe,
+            classifier,
+            cases,
+            test_features,
+            n_per_prompt=n_per_prompt,
+            settings=settings,
+            seed=seed,
+            progress=bar.update,
         )
     result["references"] = references(
-        pipe, classifier, cases, real, (test_values, test_features), n_empty, settings, seed, [len(images)]
+        pipe,
+        classifier,
+        cases,
+        real,
+        test_predicted=(test_values, test_features),
+        n_empty=n_empty,
+        settings=settings,
+        seed=seed,
+        fd_sizes=[len(images)],
     )
     result["model"], result["classifier"], result["family"] = str(model_dir), str(classifier_dir), pipe.family
     result["split_fractions"] = list(fractions)

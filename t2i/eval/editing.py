@@ -106,6 +106,24 @@ def swap_scores(classifier, edits: list, per_prompt: int, source, edit, referenc
     }
 
 
+def _draw_swaps(pipe, edits, swap: dict, run: dict):
+    """Per prompt: the source, its word-swapped edit (`swap`'s settings), the edited prompt alone and a second seed
+    of the source, each `run`'s images; (those four, concatenated over the prompts; the first 8 as examples)."""
+    seed = run["seed"]
+    drawn: dict[str, list[torch.Tensor]] = {"source": [], "edit": [], "baseline": [], "two_seeds": []}
+    examples = []
+    for case, target, _ in edits:
+        source = pipe(case.prompt, **run).clamp(-1, 1)
+        edit = pipe(target, source_prompt=case.prompt, **swap, **run).clamp(-1, 1)
+        baseline = pipe(target, **run).clamp(-1, 1)
+        other = pipe(case.prompt, **run | {"seed": seed + 1000}).clamp(-1, 1)
+        for images, x in zip(drawn.values(), (source, edit, baseline, other), strict=True):
+            images.append(x)
+        if len(examples) < 8:
+            examples.append((case.prompt, target, source[0], edit[0], baseline[0]))
+    return {name: torch.cat(x) for name, x in drawn.items()}, examples
+
+
 def measure_word_swaps(
     model_dir,
     classifier_dir,
@@ -135,33 +153,11 @@ def measure_word_swaps(
     edits = [(c, *s) for c in cases if (s := swapped(c.prompt, c.attributes))]
     if not edits:
         raise ValueError("no prompt of the suite names a single hair colour: nothing to swap")
-    # per prompt: the source, its word-swapped edit, the edited prompt alone and a second seed of the source
-    drawn: dict[str, list[torch.Tensor]] = {"source": [], "edit": [], "baseline": [], "two_seeds": []}
-    examples = []
-    for case, target, _ in edits:
-        run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt", "settings": sampling}
-        swap = {
-            "source_prompt": case.prompt,
-            "swap_steps": swap_steps,
-            "self_swap_steps": self_swap_steps,
-            "local_blend": local_blend,
-        }
-        source, edit = pipe(case.prompt, **run).clamp(-1, 1), pipe(target, **swap, **run).clamp(-1, 1)
-        baseline = pipe(target, **run).clamp(-1, 1)
-        other = pipe(case.prompt, **run | {"seed": seed + 1000}).clamp(-1, 1)
-        for images, x in zip(drawn.values(), (source, edit, baseline, other), strict=True):
-            images.append(x)
-        if len(examples) < 8:
-            examples.append((case.prompt, target, source[0], edit[0], baseline[0]))
-    model = {name: torch.cat(x) for name, x in drawn.items()}
-    scores = swap_scores(
-        classifier,
-        edits,
-        n_per_prompt,
-        model["source"],
-        model["edit"],
-        {"baseline": model["baseline"], "two_seeds": model["two_seeds"]},
-    )
+    swap = {"swap_steps": swap_steps, "self_swap_steps": self_swap_steps, "local_blend": local_blend}
+    run = {"seed": seed, "num_images_per_prompt": n_per_prompt, "output_type": "pt", "settings": sampling}
+    model, examples = _draw_swaps(pipe, edits, swap, run)
+    references = {"baseline": model["baseline"], "two_seeds": model["two_seeds"]}
+    scores = swap_scores(classifier, edits, n_per_prompt, model["source"], model["edit"], references)
     alone = swap_scores(classifier, edits, n_per_prompt, model["source"], model["baseline"], {})
     source, edit, other = rendered_swaps(edits, n_per_prompt, seed, pipe.image_size)
     rendered = swap_scores(classifier, edits, n_per_prompt, source, edit, {"two_faces": other})
@@ -174,13 +170,7 @@ def measure_word_swaps(
         "baseline_kept": alone["kept"],
         **scores,
         "rendered": rendered,
-        "settings": {
-            "steps": sampling.steps,
-            "guidance": sampling.guidance,
-            "swap_steps": swap_steps,
-            "self_swap_steps": self_swap_steps,
-            "local_blend": local_blend,
-        },
+        "settings": {"steps": sampling.steps, "guidance": sampling.guidance} | swap,
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

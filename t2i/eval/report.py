@@ -117,6 +117,72 @@ def _guidance_plot(path, sweep: dict):
     plt.close(fig)
 
 
+def _sample_sweeps(pipe, classifier, cases, test_features, *, n_per_prompt, seed, ddpm_prompts, out):
+    """Every sampler × steps at g = 3 and every guidance at DPM-Solver++ 20 steps, then DDPM 1000 steps on the
+    first `ddpm_prompts` prompts: (results by (scheduler, steps, guidance), the DDPM result)."""
+    from t2i.pipeline import SamplingSettings
+
+    n_images = len(cases) * n_per_prompt
+    settings = [(s, n, 3.0) for s in SCHEDULERS for n in STEPS] + [("dpm++", 20, g) for g in GUIDANCE if g != 3.0]
+    total = len(settings) * n_images + ddpm_prompts * n_per_prompt
+    results: dict[tuple, dict] = {}
+    with tqdm(total=total, desc="report: generate") as bar:
+        common = {"n_per_prompt": n_per_prompt, "seed": seed, "progress": bar.update}
+        for scheduler, steps, guidance in settings:
+            start = time.perf_counter()
+            result, images = evaluate_setting(
+                pipe, classifier, cases, test_features, settings=SamplingSettings(steps, guidance, scheduler), **common
+            )
+            result["seconds_per_image"] = (time.perf_counter() - start) / len(images)
+            results[(scheduler, steps, guidance)] = result
+            if (scheduler, steps, guidance) == ("dpm++", 20, 3.0):
+                worst_prompts_grid(result, images, n_per_prompt, out / "worst-prompts.png")
+        start = time.perf_counter()
+        ddpm_settings = SamplingSettings(1000, 3.0, "ddpm")
+        ddpm, _ = evaluate_setting(
+            pipe, classifier, cases[:ddpm_prompts], test_features, settings=ddpm_settings, **common
+        )
+        ddpm["seconds_per_image"] = (time.perf_counter() - start) / (ddpm_prompts * n_per_prompt)
+    # the fast samplers on DDPM's prompt subset, so the 1000-step reference compares like with like
+    for result in results.values():
+        subset = result["per_prompt"][:ddpm_prompts]
+        result["alignment_on_ddpm_prompts"] = sum(p["alignment"] for p in subset) / len(subset)
+    return results, ddpm
+
+
+def _plots(out: Path, classifier_attributes, *, main, refs, autoencoder, sweeps, ddpm, guidance_sweep) -> None:
+    """The report's PNGs: per-attribute alignment, the autoencoder check, the sampler and guidance sweeps."""
+    attributes = sorted(main["per_attribute"])
+    _bars(
+        out / "per-attribute-alignment.png",
+        attributes,
+        {
+            "real test images, own captions": [100 * refs["real_test"]["per_attribute"].get(a, 0) for a in attributes],
+            "the same through the autoencoder": [
+                100 * refs["real_through_autoencoder"]["per_attribute"].get(a, 0) for a in attributes
+            ],
+            "generated (dpm++ 20, g=3)": [100 * main["per_attribute"][a] for a in attributes],
+            "generated from the empty prompt": [100 * refs["empty_prompt"]["per_attribute"][a] for a in attributes],
+        },
+        "Is the asserted attribute in the image? (attribute classifier)",
+        "alignment (%)",
+    )
+    _bars(
+        out / "autoencoder-check.png",
+        classifier_attributes,
+        {
+            "originals": [100 * v for v in autoencoder["classifier_accuracy_originals_per_attribute"].values()],
+            "reconstructions": [
+                100 * v for v in autoencoder["classifier_accuracy_reconstructions_per_attribute"].values()
+            ],
+        },
+        "Classifier accuracy on test images and on their autoencoder reconstructions",
+        "accuracy (%)",
+    )
+    _sweep_plot(out / "samplers.png", sweeps, ddpm, refs)
+    _guidance_plot(out / "guidance.png", guidance_sweep)
+
+
 def write_report(
     model_dir: str | Path,
     classifier_dir: str | Path,
@@ -153,45 +219,19 @@ def write_report(
     )
     test_values, test_features = classifier.predict(real.test_images)
 
-    settings = [(s, n, 3.0) for s in SCHEDULERS for n in STEPS] + [("dpm++", 20, g) for g in GUIDANCE if g != 3.0]
-    total = len(settings) * n_images + ddpm_prompts * n_per_prompt
-    results: dict[tuple, dict] = {}
-    with tqdm(total=total, desc="report: generate") as bar:
-        for scheduler, steps, guidance in settings:
-            start = time.perf_counter()
-            result, images = evaluate_setting(
-                pipe,
-                classifier,
-                cases,
-                test_features,
-                n_per_prompt,
-                SamplingSettings(steps, guidance, scheduler),
-                seed,
-                bar.update,
-            )
-            result["seconds_per_image"] = (time.perf_counter() - start) / len(images)
-            results[(scheduler, steps, guidance)] = result
-            if (scheduler, steps, guidance) == ("dpm++", 20, 3.0):
-                worst_prompts_grid(result, images, n_per_prompt, out / "worst-prompts.png")
-        start = time.perf_counter()
-        ddpm, _ = evaluate_setting(
-            pipe,
-            classifier,
-            cases[:ddpm_prompts],
-            test_features,
-            n_per_prompt,
-            SamplingSettings(1000, 3.0, "ddpm"),
-            seed,
-            bar.update,
-        )
-        ddpm["seconds_per_image"] = (time.perf_counter() - start) / (ddpm_prompts * n_per_prompt)
-    # the fast samplers on DDPM's prompt subset, so the 1000-step reference compares like with like
-    for result in results.values():
-        subset = result["per_prompt"][:ddpm_prompts]
-        result["alignment_on_ddpm_prompts"] = sum(p["alignment"] for p in subset) / len(subset)
+    sweep = dict(n_per_prompt=n_per_prompt, seed=seed, ddpm_prompts=ddpm_prompts, out=out)
+    results, ddpm = _sample_sweeps(pipe, classifier, cases, test_features, **sweep)
     fd_sizes = [n_images, ddpm_prompts * n_per_prompt]
     refs = references(
-        pipe, classifier, cases, real, (test_values, test_features), n_images, SamplingSettings(), seed, fd_sizes
+        pipe,
+        classifier,
+        cases,
+        real,
+        test_predicted=(test_values, test_features),
+        n_empty=n_images,
+        settings=SamplingSettings(),
+        seed=seed,
+        fd_sizes=fd_sizes,
     )
     autoencoder = evaluate_autoencoder(Path(model_dir) / "vae", data_dir, "test", classifier_dir=classifier_dir)
 
@@ -201,45 +241,28 @@ def write_report(
     if save_defaults:
         SamplingSettings(default_steps, default_guidance, "dpm++").save(model_dir)
     main = results[("dpm++", 20, 3.0)]
-    attributes = sorted(main["per_attribute"])
-    _bars(
-        out / "per-attribute-alignment.png",
-        attributes,
-        {
-            "real test images, own captions": [100 * refs["real_test"]["per_attribute"].get(a, 0) for a in attributes],
-            "the same through the autoencoder": [
-                100 * refs["real_through_autoencoder"]["per_attribute"].get(a, 0) for a in attributes
-            ],
-            "generated (dpm++ 20, g=3)": [100 * main["per_attribute"][a] for a in attributes],
-            "generated from the empty prompt": [100 * refs["empty_prompt"]["per_attribute"][a] for a in attributes],
-        },
-        "Is the asserted attribute in the image? (attribute classifier)",
-        "alignment (%)",
+    measured = dict(
+        main=main, refs=refs, autoencoder=autoencoder, sweeps=sweeps, ddpm=ddpm, guidance_sweep=guidance_sweep
     )
-    _bars(
-        out / "autoencoder-check.png",
-        classifier.attributes,
-        {
-            "originals": [100 * v for v in autoencoder["classifier_accuracy_originals_per_attribute"].values()],
-            "reconstructions": [
-                100 * v for v in autoencoder["classifier_accuracy_reconstructions_per_attribute"].values()
-            ],
-        },
-        "Classifier accuracy on test images and on their autoencoder reconstructions",
-        "accuracy (%)",
-    )
-    _sweep_plot(out / "samplers.png", sweeps, ddpm, refs)
-    _guidance_plot(out / "guidance.png", guidance_sweep)
+    _plots(out, classifier.attributes, **measured)
 
-    report = {
+    suite = {"prompts": n_prompts, "images_per_prompt": n_per_prompt, "seed": seed}
+    report = _report_values(
+        model_dir, classifier_dir, suite, cases, classifier_info, results, refs=refs, ddpm=ddpm, autoencoder=autoencoder
+    )
+    report |= {"default_guidance": default_guidance, "default_steps": default_steps}
+    report["minutes"] = (time.perf_counter() - started) / 60
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "report.md").write_text(_markdown(report, cases=cases, **measured))
+    return out / "report.md"
+
+
+def _report_values(model_dir, classifier_dir, suite, cases, classifier_info, results, *, refs, ddpm, autoencoder):
+    """report.json's values (every measured figure; the Markdown is written from them)."""
+    return {
         "model": _shown(model_dir),
         "classifier": _shown(classifier_dir),
-        "suite": {
-            "prompts": n_prompts,
-            "images_per_prompt": n_per_prompt,
-            "seed": seed,
-            "held_out_prompts": sum(bool(c.held_out) for c in cases),
-        },
+        "suite": suite | {"held_out_prompts": sum(bool(c.held_out) for c in cases)},
         "classifier_test_accuracy": classifier_info["test_accuracy"],
         "classifier_test_mean_accuracy": classifier_info["test_mean_accuracy"],
         "settings": [
@@ -248,21 +271,25 @@ def write_report(
         "ddpm_1000": {k: v for k, v in ddpm.items() if k != "per_prompt"},
         "references": refs,
         "autoencoder": autoencoder,
-        "default_guidance": default_guidance,
-        "default_steps": default_steps,
-        "minutes": (time.perf_counter() - started) / 60,
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    (out / "report.md").write_text(_markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cases))
-    return out / "report.md"
 
 
-def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cases) -> str:
+def _markdown(report, *, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cases) -> str:
+    lines = [
+        *_summary_lines(report, main, refs),
+        *_attribute_lines(report, main, refs),
+        *_sampler_lines(sweeps, guidance_sweep, ddpm, refs),
+        *_autoencoder_and_suite_lines(autoencoder, cases),
+    ]
+    return "\n".join(lines)
+
+
+def _summary_lines(report, main, refs) -> list[str]:
     n = main["assertions"]
     ceiling, through_ae, floor = refs["real_test"], refs["real_through_autoencoder"], refs["empty_prompt"]
     fd_floor = refs["frechet_real_train_vs_test"]
     suite = report["suite"]
-    lines = [
+    return [
         f"# Evaluation report: `{report['model']}`",
         "",
         f"Made by `t2i eval report` in {report['minutes']:.1f} minutes. Prompt suite: {suite['prompts']} prompts "
@@ -293,6 +320,12 @@ def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cas
         "real test split; it is biased upwards for small samples, so compare it only with the real train-versus-"
         "test distance at the same sample size.",
         "",
+    ]
+
+
+def _attribute_lines(report, main, refs) -> list[str]:
+    ceiling, through_ae, floor = refs["real_test"], refs["real_through_autoencoder"], refs["empty_prompt"]
+    return [
         "## The attribute classifier",
         "",
         f"Mean accuracy on the real test split: **{100 * report['classifier_test_mean_accuracy']:.2f}%**.",
@@ -318,6 +351,12 @@ def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cas
         "",
         "![worst prompts](worst-prompts.png)",
         "",
+    ]
+
+
+def _sampler_lines(sweeps, guidance_sweep, ddpm, refs) -> list[str]:
+    fd_floor = refs["frechet_real_train_vs_test"]
+    return [
         "## Samplers and steps (g = 3)",
         "",
         "![samplers](samplers.png)",
@@ -351,6 +390,11 @@ def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cas
             for g, r in sorted(guidance_sweep.items())
         ],
         "",
+    ]
+
+
+def _autoencoder_and_suite_lines(autoencoder, cases) -> list[str]:
+    return [
         "## Autoencoder check",
         "",
         f"Classifier accuracy on the {autoencoder['images']} test images: "
@@ -367,4 +411,3 @@ def _markdown(report, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, cas
         *[f"| {'yes' if c.held_out else 'no'} | {c.prompt} |" for c in cases],
         "",
     ]
-    return "\n".join(lines)
