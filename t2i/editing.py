@@ -93,9 +93,8 @@ def edit_with_parameters(
         )
     made = []
     for k, (image, source, attention_maps) in enumerate(zip(images, sources, maps, strict=True)):
-        parameters = GenerationParameters(
-            prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash, pipe.family, recorded | swapped
-        )
+        drawn = {"seed": seed + k, "size": image.width, "settings": recorded | swapped}
+        parameters = GenerationParameters.drawn_by(pipe, prompt, negative_prompt, **drawn)
         source_parameters = None if source is None else replace(parameters, prompt=source_prompt, settings=recorded)
         made.append(Edited(image, parameters, source, source_parameters, attention_maps))
     return made

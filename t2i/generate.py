@@ -33,6 +33,12 @@ class GenerationParameters:
     family: str  # the model family (t2i.families)
     settings: dict  # the family's sampling settings, e.g. {"steps": 20, "guidance": 3.0, "scheduler": "dpm++"}
 
+    @classmethod
+    def drawn_by(cls, pipe, prompt: str, negative_prompt: str, *, seed: int, size: int, settings: dict):
+        """The parameters of an image that `pipe` drew."""
+        model = {"model": pipe.name, "model_hash": pipe.hash, "family": pipe.family}
+        return cls(prompt=prompt, negative_prompt=negative_prompt, seed=seed, size=size, settings=settings, **model)
+
     def web_ui_text(self) -> str:
         order = list(WEB_UI_NAMES)  # the web UIs' order first: "Steps: 20, Sampler: dpm++, CFG scale: 3.0"
         ranked = sorted(self.settings.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
@@ -130,8 +136,8 @@ def generate_with_parameters(
     return [
         (
             image,
-            GenerationParameters(
-                prompt, negative_prompt, seed + k, image.width, pipe.name, pipe.hash, pipe.family, values
+            GenerationParameters.drawn_by(
+                pipe, prompt, negative_prompt, seed=seed + k, size=image.width, settings=values
             ),
         )
         for k, image in enumerate(images)

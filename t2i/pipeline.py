@@ -344,9 +344,9 @@ class Text2ImagePipeline:
             raise ValueError("local_blend blends a word swap: give source_prompt= as well")
         pixels = None if image is None else self.image_tensor(image, len(prompts), per_prompt)
         mask = None if mask_image is None else self.image_tensor(mask_image, len(prompts), per_prompt, mask=True)
-        return Request(
-            prompts, negatives, sources, per_prompt, settings, edits, pixels, mask, local_blend, return_attention
-        )
+        texts = {"prompts": prompts, "negatives": negatives, "sources": sources, "per_prompt": per_prompt}
+        images = {"pixels": pixels, "mask": mask, "local_blend": local_blend, "return_attention": return_attention}
+        return Request(**texts, settings=settings, edits=edits, **images)
 
     def encode_request(self, request: Request) -> tuple[dict, bool]:
         """1. The UNet's text inputs: [negative; prompt] under guidance, else the prompt's (a word swap's sources
