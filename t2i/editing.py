@@ -119,18 +119,9 @@ def edit(
     the PNGs written: the edit, then (word swap) the source image and a two-image grid."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    [made] = edit_with_parameters(
-        pipe,
-        prompt,
-        seed=seed,
-        settings=settings,
-        image=image,
-        strength=strength,
-        mask=mask,
-        source_prompt=source_prompt,
-        swap_steps=swap_steps,
-        local_blend=local_blend,
-    )
+    swap = {"source_prompt": source_prompt, "swap_steps": swap_steps, "local_blend": local_blend}
+    edit = {"image": image, "strength": strength, "mask": mask} | swap
+    [made] = edit_with_parameters(pipe, prompt, seed=seed, settings=settings, **edit)
     stem = out / f"{slug(prompt)}-seed{seed}"
     written = [stem.with_name(stem.name + "-edit.png")]
     save_png(made.image, made.parameters, written[0])

@@ -464,6 +464,7 @@ class Text2ImagePipeline:
         given = {"steps": num_inference_steps, "guidance": guidance_scale, "scheduler": scheduler}
         settings = (settings or self.defaults).override(DIFFUSERS_NAMES, **given)
         edits = EditSettings(strength, swap_steps, self_swap_steps).check()
+        inputs = {"image": image, "mask_image": mask_image, "source_prompt": source_prompt, "local_blend": local_blend}
         request = self.check_inputs(
             prompt,
             negative_prompt,
@@ -472,11 +473,8 @@ class Text2ImagePipeline:
             output_type=output_type,
             settings=settings,
             edits=edits,
-            image=image,
-            mask_image=mask_image,
-            source_prompt=source_prompt,
-            local_blend=local_blend,
             return_attention=return_attention,
+            **inputs,
         )
         batch, copies = request.batch, request.copies
         # the networks under autocast where the device runs bf16 natively ("auto"); the sampler stays in fp32
