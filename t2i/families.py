@@ -16,8 +16,10 @@ latent diffusion (models written before the seam). Every family's pipeline has t
     pipe.takes_negative_prompt, pipe.takes_edits (the diffusion families: t2i.editing's image=, mask_image=, ...),
     pipe.takes_mixed_precision (then pipe.mixed_precision: "auto", "no", "bf16" or "fp16")
 
-A new family is a folder (its model, trainer and pipeline), a line here, its sections in `t2i/config.py` and
-its `t2i train` command; generation, serving, evaluation and the page then take it as they are.
+A new family is a folder (its model, its trainer as a t2i.training.loop.TrainingTask, its settings, its pipeline),
+a line here, its config class in `t2i/config.py` (FAMILY_CONFIGS) and its `t2i train` command; generation,
+serving, evaluation, the sampling flags and the page then take it as they are (docs/ARCHITECTURE.md, "Adding a
+family").
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Sampling settings: each model family's knobs, with their defaults, ranges and help written once.
+"""Settings: knobs with their defaults, ranges and help written once (each family's sampling settings, the edit
+settings, the server's limits), and the guidance rule every family follows.
 
 A family's settings are a dataclass deriving from `Settings` whose fields are declared with `setting(...)`;
-the CLI's overrides, the server's request schema and the web page's controls are all read from it. A model
+the CLI's flags, the server's request schema and the web page's controls are all generated from it. A model
 folder's `sampling.json` replaces the defaults for that model (`t2i eval report --save-defaults` writes it).
 """
 
