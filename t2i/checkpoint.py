@@ -176,15 +176,17 @@ def load_parts(path: Path, state: dict, parts: dict) -> None:
             ) from error
 
 
-def resume_parts(root: str | Path, parts: dict) -> tuple[int, list]:
-    """Load every part from the newest intact checkpoint under `root` (load_parts); (step, history) from there,
-    or (0, []) when there is none."""
+def resume_parts(root: str | Path, parts: dict, check=None, say=print) -> tuple[int, list]:
+    """Load every part from the newest intact checkpoint under `root` (load_parts), after `check(path, state)`
+    (which raises when the checkpoint cannot resume); (step, history) from there, or (0, []) when there is none."""
     resumed = resume_state(root)
     if not resumed:
         return 0, []
     path, state = resumed
+    if check is not None:
+        check(path, state)
     load_parts(path, state, parts)
-    print(f"resumed from {path} at step {state['step']}")
+    say(f"resumed from {path} at step {state['step']}")
     return state["step"], state["history"]
 
 

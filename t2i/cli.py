@@ -405,11 +405,13 @@ def flag_of(described: dict) -> str:
     return "--" + (described.get("flag") or described["name"]).replace("_", "-")
 
 
-def add_settings_flags(p: argparse.ArgumentParser, classes: dict[str, type], defaults: dict | None = None) -> None:
-    """A flag per settings field (t2i.settings): its type, range and help read from the field; its default
-    `defaults`' value, else the field's (None for sampling: the model's own). Choices are checked by
+def add_settings_flags(p: argparse.ArgumentParser, classes: dict[str, type], defaults: dict | None = None, only=None):
+    """A flag per settings field (t2i.settings; `only`: those named), its type, range and help read from the
+    field; its default `defaults`' value, else None (for sampling: the model's own). Choices are checked by
     `given_settings`, so that a bad one is a one-line error like every other."""
     for name, (d, who) in settings_fields(classes).items():
+        if only is not None and name not in only:
+            continue
         kind = {"int": int, "float": float}.get(d["type"], str)
         parse = bounded(kind, d["low"], d["high"]) if d["low"] is not None else kind
         default = (defaults or {}).get(name)
@@ -606,12 +608,7 @@ def _add_edit_flags(p, **defaults) -> None:
     """The edit settings named in `defaults` (t2i.diffusion.settings.EditSettings), with those defaults."""
     from t2i.diffusion.settings import EditSettings
 
-    class Chosen(EditSettings):  # only the fields asked for
-        @classmethod
-        def describe(cls):
-            return [d for d in super().describe() if d["name"] in defaults]
-
-    add_settings_flags(p, {"edit": Chosen}, defaults)
+    add_settings_flags(p, {"edit": EditSettings}, defaults, only=defaults)
 
 
 def _drawing_commands(commands) -> None:

@@ -14,6 +14,7 @@ NaN or infinite (before anything is saved), and a checkpoint on the first Ctrl-C
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
-from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, load_parts, resume_state, save_checkpoint
+from t2i.checkpoint import StopOnInterrupt, latest_checkpoint, resume_parts, save_checkpoint
 from t2i.config import save_config
 from t2i.devices import process_state, resolve_precision, use_fast_gpu_math
 from t2i.plots import plot_losses
@@ -70,7 +71,7 @@ def start_run(config, tc, out_dir: str | Path, *, precision: str | None = None, 
     return Run(out, accelerator, tc)
 
 
-class TrainingTask:
+class TrainingTask(ABC):
     """What a family gives the loop. `parts`: name -> anything with state_dict / load_state_dict (networks,
     optimizers, LR schedules, EMA, RNG), which a checkpoint holds; `train_step(step)`: one optimizer step, its
     loss values as tensors on the device (a value, or a (sum, count) pair that the log divides); `sample(step,
@@ -86,24 +87,27 @@ class TrainingTask:
 
     parts: dict
 
-    def prepare(self, run: Run, step: int) -> None:
+    def prepare(self, run: Run, step: int) -> None:  # noqa: B027 (an optional hook: nothing to do by default)
         """After resuming at `step`: compile, `accelerator.prepare`, data streams that start at `step`."""
 
-    def check_resume(self, path: Path, state: dict) -> None:
+    def check_resume(self, path: Path, state: dict) -> None:  # noqa: B027 (an optional hook)
         """Raise a ValueError when checkpoint `state` (read from `path`) cannot resume with this config."""
 
     def checkpoint_info(self) -> dict:
         """JSON values a checkpoint records beside the parts."""
         return {}
 
+    @abstractmethod
     def train_step(self, step: int) -> dict:
-        raise NotImplementedError
+        """One optimizer step: its losses, as tensors on the device (or (sum, count) pairs)."""
 
+    @abstractmethod
     def sample(self, step: int, folder: Path) -> None:
-        raise NotImplementedError
+        """Write the sample grid of `step` into `folder`."""
 
+    @abstractmethod
     def save_model(self, folder: Path) -> None:
-        raise NotImplementedError
+        """Write the model folder."""
 
 
 class GlobalRNG:
@@ -142,22 +146,10 @@ class LossMeans:
         return means
 
 
-def resume(run: Run, task: TrainingTask) -> tuple[int, list[dict]]:
-    """Every part from the newest intact checkpoint: (step, loss history), or (0, []) when there is none."""
-    resumed = resume_state(run.out / "checkpoints")
-    if not resumed:
-        return 0, []
-    path, state = resumed
-    task.check_resume(path, state)
-    load_parts(path, state, task.parts)
-    run.accelerator.print(f"resumed from {path} at step {state['step']}")
-    return state["step"], state["history"]
-
-
 def train(run: Run, task: TrainingTask) -> Path:
     """Run `task` from its newest checkpoint to `run.tc.steps`; returns its model folder."""
     tc, accelerator, out = run.tc, run.accelerator, run.out
-    step, history = resume(run, task)
+    step, history = resume_parts(out / "checkpoints", task.parts, check=task.check_resume, say=accelerator.print)
     task.prepare(run, step)
     accelerator.init_trackers(task.name)
     means, last_log, tick, seen = LossMeans(), step, time.perf_counter(), 0
