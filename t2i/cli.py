@@ -128,9 +128,9 @@ def _train_gan(args):
 
 
 def _train_prior(args):
+    from t2i.autoencoder.tokens import cache_tokens
     from t2i.config import load_config
-    from t2i.vq_transformer.tokens import cache_tokens
-    from t2i.vq_transformer.train import train_prior
+    from t2i.training.token_prior import train_prior
 
     config = load_config(args.config)
     cache = Path(args.cache or Path(args.out) / "cache")
@@ -262,7 +262,7 @@ def _cache_latents(args):
 
 
 def _cache_tokens(args):
-    from t2i.vq_transformer.tokens import cache_tokens
+    from t2i.autoencoder.tokens import cache_tokens
 
     print(f"token cache in {cache_tokens(args.autoencoder, args.data, args.out, flip=not args.no_flip)}")
 
@@ -511,10 +511,11 @@ def _train_commands(commands) -> None:
     _add_run_flags(p, "family: gan config (configs/milestones/gan.yaml)", run)
     p.add_argument("--cache", default=None, help=captions)
     p.set_defaults(func=_train_gan)
-    p = train.add_parser("prior", help="milestone: a transformer over VQ image tokens (DALL-E's idea; resumes)")
+    p = train.add_parser("prior", help="milestone: a transformer or PixelCNN over image tokens (DALL-E, VQ-VAE)")
     tokens_first = "dataset folder or manifest (its tokens are cached first)"
-    _add_run_flags(p, "family: vq-transformer config (configs/milestones/vq.yaml)", run, tokens_first)
-    p.add_argument("--autoencoder", required=True, help="trained VQ autoencoder folder (autoencoder.kind: vq)")
+    prior = "family: vq-transformer or pixelcnn config (configs/milestones/dalle.yaml, vq.yaml, pixelcnn.yaml)"
+    _add_run_flags(p, prior, run, tokens_first)
+    p.add_argument("--autoencoder", required=True, help="trained VQ autoencoder or dVAE (autoencoder.kind: vq, dvae)")
     p.add_argument("--cache", default=None, help="token and caption cache folder (None: OUT/cache)")
     p.set_defaults(func=_train_prior)
 
@@ -580,19 +581,18 @@ def _eval_commands(commands) -> None:
 
 def _cache_commands(commands) -> None:
     cache = commands.add_parser("cache", help="precompute training inputs").add_subparsers(dest="what", required=True)
-    p = cache.add_parser("latents", help="encode the dataset once into sharded safetensors (resumable)")
-    p.add_argument("--autoencoder", required=True, help="autoencoder folder")
-    p.add_argument("--data", required=True, help="dataset folder or manifest")
-    p.add_argument("--out", required=True, help="cache folder")
-    p.add_argument("--no-flip", action="store_true", help="do not store horizontally flipped latents")
-    _add_precision_flag(p, "encode")
-    p.set_defaults(func=_cache_latents)
-    p = cache.add_parser("tokens", help="a VQ autoencoder's code indices for every image (and its flip)")
-    p.add_argument("--autoencoder", required=True, help="VQ autoencoder folder")
-    p.add_argument("--data", required=True, help="dataset folder or manifest")
-    p.add_argument("--out", required=True, help="cache folder (holds the latent cache too)")
-    p.add_argument("--no-flip", action="store_true", help="do not store the tokens of flipped images")
-    p.set_defaults(func=_cache_tokens)
+    for name, help, autoencoder, func in (
+        ("latents", "encode the dataset once into sharded safetensors (resumable)", "autoencoder", _cache_latents),
+        ("tokens", "an autoencoder's code indices for every image and its flip", "VQ or dVAE", _cache_tokens),
+    ):
+        p = cache.add_parser(name, help=help)
+        p.add_argument("--autoencoder", required=True, help=f"{autoencoder} folder")
+        p.add_argument("--data", required=True, help="dataset folder or manifest")
+        p.add_argument("--out", required=True, help="cache folder (the token cache holds the latent cache too)")
+        p.add_argument("--no-flip", action="store_true", help=f"do not store the {name} of flipped images")
+        if name == "latents":
+            _add_precision_flag(p, "encode")
+        p.set_defaults(func=func)
 
 
 def _drawing_flags(p, model_help: str = "model folder (the committed demo model)") -> None:

@@ -48,11 +48,12 @@ class DataConfig:
 
 @dataclass
 class AutoencoderConfig:
-    kind: Literal["kl", "vq"] = "kl"  # "kl" (AutoencoderKL, Stable Diffusion's) or "vq" (VQModel)
+    kind: Literal["kl", "vq", "dvae"] = "kl"  # "kl" (AutoencoderKL, Stable Diffusion's), "vq" (VQModel) or "dvae"
+    # (DALL-E's discrete VAE, trained through a Gumbel-softmax relaxation: t2i.autoencoder.dvae)
     channels: tuple[int, ...] = (64, 128, 128)  # per resolution level; downsampling f = 2**(len - 1)
     layers_per_block: int = ranged(1, 1)  # ResNet blocks per level in the encoder (decoder gets one more)
     latent_channels: int = ranged(4, 1, MAX_WIDTH)  # 4 for KL, 3 for VQ in the LDM paper
-    num_vq_embeddings: int = ranged(1024, 2)  # VQ codebook size
+    num_vq_embeddings: int = ranged(1024, 2)  # codebook size K of kinds vq and dvae (DALL-E: 8192)
     norm_num_groups: int = 32  # GroupNorm groups; must divide every entry of channels
     mid_block_attention: bool = True  # self-attention in the bottleneck
 
@@ -85,6 +86,11 @@ class AutoencoderTrainConfig(TrainConfig):
     l2_weight: float = ranged(0.0, 0)  # (x - x̂)²
     kl_weight: float = ranged(1e-6, 0)  # KL(q(z|x) || N(0, I)) for kind kl
     vq_commitment: float = ranged(0.25, 0)  # codebook + β·commitment loss for kind vq
+    gumbel_tau_start: float = ranged(1.0, above=0)  # dvae: Gumbel-softmax temperature τ at step 0 (DALL-E: 1)
+    gumbel_tau_end: float = ranged(1 / 16, above=0)  # dvae: τ after the annealing (DALL-E: 1/16)
+    gumbel_anneal_steps: int | None = ranged(None, 1)  # dvae: steps of the cosine (in log τ) annealing; None = all
+    dvae_kl_weight: float = ranged(1e-3, 0)  # dvae: β of KL(softmax(logits) ‖ uniform), summed per image
+    dvae_kl_warmup: int = ranged(500, 0)  # dvae: β grows linearly from 0 over these steps (DALL-E: 5,000)
     lpips_weights: str | None = None  # path to a local LPIPS/VGG weights file; never downloaded
     lpips_weight: float = ranged(1.0, 0)  # weight of the perceptual term when lpips_weights is set
     disc_start: int = ranged(1000, 0)  # step at which the PatchGAN discriminator switches on
@@ -198,14 +204,27 @@ class GANTrainConfig(TrainConfig):
 
 @dataclass
 class TransformerConfig:
+    conditioning: Literal["stream", "cross"] = "stream"  # "stream": DALL-E's one sequence [caption tokens ; image
+    # tokens], its own text embeddings; "cross": image tokens only, cross-attending to the frozen encoder's states
     width: int = ranged(256, 1)  # channels of every token (the model dimension)
-    layers: int = ranged(6, 1)  # blocks of causal self-attention, cross-attention to the text, MLP
+    layers: int = ranged(6, 1)  # blocks of causal self-attention (cross: + cross-attention to the text), MLP
     heads: int = 4  # attention heads; must divide width
-    pooled_text: bool = True  # add the caption's sentence embedding to every position (the UNet's unet.pooled_text)
+    pooled_text: bool = True  # cross: add the caption's sentence embedding to every position (unet.pooled_text)
+    text_loss_weight: float = ranged(0.125, 0, below=1)  # stream: the caption's share of the loss (DALL-E: 1/8)
 
 
 @dataclass
-class TransformerTrainConfig(TrainConfig):
+class PixelCNNConfig:
+    width: int = ranged(128, 1)  # channels of both stacks
+    layers: int = ranged(8, 1)  # gated layers after the first (masked 'A') layer
+    kernel_size: int = ranged(5, 3)  # odd: the vertical stack sees kernel_size // 2 rows above, the horizontal as
+    # many codes to the left
+
+
+@dataclass
+class TokenPriorTrainConfig(TrainConfig):
+    """How a prior over image tokens trains (the transformer's and the PixelCNN's)."""
+
     steps: int = ranged(20000, 1)  # optimizer steps
     batch_size: int = ranged(32, 1)  # images (token sequences) per step
     lr: float = ranged(5e-4, above=0)  # AdamW peak learning rate
@@ -259,14 +278,29 @@ class GANFamilyConfig(Config):
 
 
 @dataclass
-class VQTransformerConfig(Config):
-    """A VQ autoencoder, then a transformer over its image tokens."""
+class TokenFamilyConfig(Config):
+    """A VQ autoencoder (or a dVAE) first, then a prior over its image tokens."""
 
-    family: FamilyName = "vq-transformer"
     autoencoder: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(kind="vq"))
     autoencoder_training: AutoencoderTrainConfig = field(default_factory=AutoencoderTrainConfig)
+
+
+@dataclass
+class VQTransformerConfig(TokenFamilyConfig):
+    """DALL-E's idea: a transformer over the image tokens."""
+
+    family: FamilyName = "vq-transformer"
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
-    transformer_training: TransformerTrainConfig = field(default_factory=TransformerTrainConfig)
+    transformer_training: TokenPriorTrainConfig = field(default_factory=TokenPriorTrainConfig)
+
+
+@dataclass
+class PixelCNNFamilyConfig(TokenFamilyConfig):
+    """VQ-VAE's generator: a gated PixelCNN over the code grid."""
+
+    family: FamilyName = "pixelcnn"
+    pixelcnn: PixelCNNConfig = field(default_factory=PixelCNNConfig)
+    pixelcnn_training: TokenPriorTrainConfig = field(default_factory=TokenPriorTrainConfig)
 
 
 FAMILY_CONFIGS = {
@@ -274,7 +308,9 @@ FAMILY_CONFIGS = {
     "pixel-diffusion": PixelDiffusionConfig,
     "gan": GANFamilyConfig,
     "vq-transformer": VQTransformerConfig,
+    "pixelcnn": PixelCNNFamilyConfig,
 }
+TOKEN_FAMILIES = ("vq-transformer", "pixelcnn")  # the priors over an autoencoder's image tokens
 assert set(FAMILY_CONFIGS) == set(FAMILIES), "every family of t2i.families has its config class here"
 
 
@@ -439,25 +475,31 @@ def _consistency_rules(config: Config) -> list[tuple[str, bool, str]]:
             ("data.image_size", size >= 16 and size & (size - 1) == 0, "must be a power of 2 >= 16 for the gan family"),
             ("text.kind", tx.kind == "pretrained", "must be 'pretrained' for the gan family (a frozen encoder)"),
         ]
-    if config.family == "vq-transformer":
-        tr = config.transformer
+    if config.family == "latent-diffusion" and hasattr(config, "autoencoder"):
+        kind = config.autoencoder.kind
+        rules.append(("autoencoder.kind", kind != "dvae", "must be 'kl' or 'vq' for latent diffusion (dvae: tokens)"))
+    if config.family in TOKEN_FAMILIES:
         rules += [
             (
                 "autoencoder.kind",
-                config.autoencoder.kind == "vq",
-                "must be 'vq' for the vq-transformer family (its tokens are VQ codes)",
+                config.autoencoder.kind in ("vq", "dvae"),
+                f"must be 'vq' or 'dvae' for the {config.family} family (its tokens are codes)",
             ),
             (
                 "text.kind",
                 tx.kind == "pretrained",
-                "must be 'pretrained' for the vq-transformer family (a frozen encoder)",
+                f"must be 'pretrained' for the {config.family} family (a frozen encoder)",
             ),
+        ]
+    if config.family == "vq-transformer":
+        tr = config.transformer
+        rules.append(
             (
                 "transformer.heads",
                 tr.heads >= 1 and tr.width % tr.heads == 0,
                 "must be >= 1 and divide transformer.width",
-            ),
-        ]
+            )
+        )
     return rules
 
 
@@ -515,7 +557,8 @@ def validate(config: Config) -> None:
 def require_family(config: Config, family: str) -> None:
     """A ValueError when a trainer is given another family's config (each family has its own command)."""
     if config.family != family:
-        command = "autoencoder` then `t2i train diffusion" if config.family == "latent-diffusion" else config.family
+        commands = {"latent-diffusion": "autoencoder` then `t2i train diffusion", "vq-transformer": "prior"}
+        command = commands.get(config.family, "prior" if config.family in TOKEN_FAMILIES else config.family)
         raise ValueError(f"this config is for the {config.family} family: train it with `t2i train {command}`")
 
 

@@ -4,7 +4,8 @@
     latent-diffusion  UNet denoising autoencoder latents (Stable Diffusion)  t2i train autoencoder + diffusion
     pixel-diffusion   the same UNet denoising 64×64×3 pixels (DDPM)          t2i train pixel-diffusion
     gan               GAN-CLS: DCGAN generator on noise + sentence embedding  t2i train gan
-    vq-transformer    a transformer over VQ image tokens (DALL-E's idea)     t2i train autoencoder (vq) + prior
+    vq-transformer    a transformer over VQ image tokens (DALL-E's idea)     t2i train autoencoder (vq/dvae) + prior
+    pixelcnn          a gated PixelCNN over the code grid (VQ-VAE's prior)   t2i train autoencoder (vq/dvae) + prior
 
 A folder's family is the `family` field of its saved config (`t2i_config.yaml`); a folder without one is
 latent diffusion (models written before the seam). Every family's pipeline has the same shape:
@@ -44,6 +45,7 @@ FAMILIES = {
     "vq-transformer": Family(
         "t2i.vq_transformer.pipeline:VQTransformerPipeline", "t2i.vq_transformer.settings:TokenSamplingSettings"
     ),
+    "pixelcnn": Family("t2i.pixelcnn.pipeline:PixelCNNPipeline", "t2i.vq_transformer.settings:TokenSamplingSettings"),
 }
 
 

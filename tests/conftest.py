@@ -93,15 +93,43 @@ def tiny_pixel(tmp_path_factory, tiny_faces, text_cache_dir):
 def tiny_vq(tmp_path_factory, tiny_faces, text_cache_dir):
     """A tiny VQ autoencoder, its token cache and a tiny token transformer (configs/vq-tiny.yaml):
     (model folder, vq folder, cache folder)."""
+    from t2i.autoencoder.tokens import cache_tokens
     from t2i.autoencoder.train import train_autoencoder
     from t2i.config import load_config
-    from t2i.vq_transformer.tokens import cache_tokens
-    from t2i.vq_transformer.train import train_prior
+    from t2i.training.token_prior import train_prior
 
     config = load_config("configs/vq-tiny.yaml")
     vq = train_autoencoder(config, tiny_faces, tmp_path_factory.mktemp("vq_ae"))
     cache = cache_tokens(vq, tiny_faces, text_cache_dir)
     return train_prior(config, cache, vq, tmp_path_factory.mktemp("vq_prior")), vq, cache
+
+
+@pytest.fixture(scope="session")
+def tiny_pixelcnn(tmp_path_factory, tiny_vq, tiny_faces):
+    """A tiny gated PixelCNN over the tiny VQ autoencoder's tokens, trained by the command
+    (`t2i train prior --config configs/pixelcnn-tiny.yaml`): its model folder."""
+    from t2i.cli import main
+
+    _, vq, cache = tiny_vq
+    out = tmp_path_factory.mktemp("pixelcnn")
+    argv = ["train", "prior", "--config", "configs/pixelcnn-tiny.yaml", "--data", str(tiny_faces)]
+    assert main([*argv, "--autoencoder", str(vq), "--cache", str(cache), "--out", str(out)]) == 0
+    return out / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_dalle(tmp_path_factory, tiny_faces, text_cache_dir):
+    """DALL-E's parts at the tiny scale (configs/dalle-tiny.yaml): a discrete VAE, its token cache and a
+    single-stream transformer: (model folder, dVAE folder, cache folder)."""
+    from t2i.autoencoder.tokens import cache_tokens
+    from t2i.autoencoder.train import train_autoencoder
+    from t2i.config import load_config
+    from t2i.training.token_prior import train_prior
+
+    config = load_config("configs/dalle-tiny.yaml")
+    dvae = train_autoencoder(config, tiny_faces, tmp_path_factory.mktemp("dvae"))
+    cache = cache_tokens(dvae, tiny_faces, tmp_path_factory.mktemp("dvae_cache"))
+    return train_prior(config, cache, dvae, tmp_path_factory.mktemp("dalle_prior")), dvae, cache
 
 
 @pytest.fixture(scope="session")

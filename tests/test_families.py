@@ -13,9 +13,11 @@ from t2i.pipeline import Text2ImagePipeline
 from t2i.serve import ServeLimits, create_app
 
 
-def test_each_folder_says_its_family_and_loads_with_one_call(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tmp_path):
-    families = [model_family(m) for m in (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0])]
-    assert families == ["latent-diffusion", "pixel-diffusion", "gan", "vq-transformer"]
+def test_each_folder_says_its_family_and_loads_with_one_call(
+    tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tmp_path
+):
+    families = [model_family(m) for m in (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0], tiny_pixelcnn)]
+    assert families == ["latent-diffusion", "pixel-diffusion", "gan", "vq-transformer", "pixelcnn"]
     old = tmp_path / "old"  # written before the seam: no saved config, latent diffusion
     shutil.copytree(tiny_model, old, ignore=shutil.ignore_patterns("t2i_config.yaml"))
     assert model_family(old) == "latent-diffusion"
@@ -28,8 +30,17 @@ def test_each_folder_says_its_family_and_loads_with_one_call(tiny_model, tiny_pi
         t2i.load_pipeline(old)
 
 
-def test_every_command_takes_every_family(tiny_pixel, tiny_gan, tiny_vq, tiny_classifier, tiny_faces, tmp_path, capsys):
-    for model, has_autoencoder in ((tiny_pixel, False), (tiny_gan, False), (tiny_vq[0], True)):
+def test_every_command_takes_every_family(
+    tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle, tiny_classifier, tiny_faces, tmp_path, capsys
+):
+    families = [
+        (tiny_pixel, False),
+        (tiny_gan, False),
+        (tiny_vq[0], True),
+        (tiny_pixelcnn, True),
+        (tiny_dalle[0], True),
+    ]
+    for model, has_autoencoder in families:
         out = tmp_path / model.parent.name
         argv = ["eval", "alignment", "--model", str(model), "--classifier", str(tiny_classifier[0])]
         assert (

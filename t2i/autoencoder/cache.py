@@ -4,7 +4,7 @@
                              scaling factor), then, once complete, the shard and record counts
     OUT/records.jsonl        id, split, captions, attributes of each cached image, in shard order
     OUT/shard-00000.safetensors ...
-        KL: mean, logvar (and mean_flip, logvar_flip); VQ: latents (and latents_flip); unscaled
+        KL: mean, logvar (and mean_flip, logvar_flip); VQ, dVAE: latents (and latents_flip); unscaled
         metadata: "ids" (its rows) and "sources" ([id, sha1 of the image file] of every image it covers)
 
 KL shards keep the posterior N(mean, exp(logvar)) so that training draws a fresh z each epoch.
@@ -22,12 +22,11 @@ import os
 from pathlib import Path
 
 import torch
-from diffusers import VQModel
 from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from t2i.autoencoder.model import load_autoencoder
+from t2i.autoencoder.model import autoencoder_kind, load_autoencoder
 from t2i.data.check import Record, attribute_vector
 from t2i.data.datasets import UNREADABLE, ImageCaptionDataset, load_pixels, split_of
 from t2i.devices import autocast, process_state, resolve_precision, to_device
@@ -225,7 +224,7 @@ def cache_latents(
     out.mkdir(parents=True, exist_ok=True)
     manifest = {
         "autoencoder_sha256": autoencoder_hash(autoencoder_dir),
-        "kind": "vq" if isinstance(model, VQModel) else "kl",
+        "kind": autoencoder_kind(model),
         "image_size": size,
         "flip": flip,
         "shard_size": shard_size,
@@ -316,7 +315,7 @@ class LatentCache:
         z = μ + exp(½ log σ²)·ε for KL, ε drawn from `generator` on the CPU."""
         device = next(iter(self.tensors.values())).device
         index, flip = to_device(index, device), to_device(flip, device)
-        if self.manifest["kind"] == "vq":
+        if self.manifest["kind"] != "kl":  # vq, dvae: the latents themselves
             return self._rows("latents", index, flip)
         mean, logvar = self._rows("mean", index, flip), self._rows("logvar", index, flip)
         noise = to_device(torch.randn(mean.shape, generator=generator, dtype=mean.dtype), device)

@@ -1,4 +1,5 @@
-"""Stage 1 training: an autoencoder x -> z -> x̂ with reconstruction + KL (or VQ) + PatchGAN losses.
+"""Stage 1 training: an autoencoder x -> z -> x̂ with reconstruction + KL (or VQ, or the discrete VAE's
+Gumbel-softmax relaxation and KL to the uniform prior) + PatchGAN losses.
 
 Readable top to bottom: build everything, resume from the latest checkpoint if there is one, loop,
 write grids / curves / checkpoints as it goes, then measure the latent scaling factor and save a
@@ -13,23 +14,26 @@ import torch
 from diffusers import VQModel
 from diffusers.optimization import get_scheduler
 
+from t2i.autoencoder.dvae import DiscreteVAE, gumbel_temperature, kl_to_uniform
 from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, hinge_d_loss, reconstruction_loss
 from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
-from t2i.config import Config, diffusers_schedule_name, require_family, save_config, validate
+from t2i.config import TOKEN_FAMILIES, Config, diffusers_schedule_name, require_family, save_config, validate
 from t2i.data.datasets import EpochStream, ImageCaptionDataset, split_of, step_batches
 from t2i.grid import make_grid, to_pil
 from t2i.training.loop import GlobalRNG, Run, TrainingTask, start_run, train
 
-AUTOENCODER_FAMILIES = ("latent-diffusion", "vq-transformer")  # the families whose models sit on an autoencoder
 
-
-def autoencoder_losses(model, x: torch.Tensor, config: Config, lpips: LPIPS | None):
+def autoencoder_losses(model, x: torch.Tensor, config: Config, lpips: LPIPS | None, step: int = 0):
     """Forward pass and the non-adversarial loss terms (sums per image, averaged over the batch)."""
     tc = config.autoencoder_training
     if isinstance(model, VQModel):
         h = model.encode(x).latents
         out = model.decode(h)  # quantizes; commit_loss = codebook + β·commitment (means over latents)
         x_hat, regularizer = out.sample, out.commit_loss.mean() * h[0].numel()
+    elif isinstance(unwrapped(model), DiscreteVAE):
+        x_hat, logits = model(x, gumbel_temperature_at(step, tc))  # the decoder of a Gumbel-softmax sample
+        warmup = min(step / tc.dvae_kl_warmup, 1.0) if tc.dvae_kl_warmup else 1.0
+        regularizer = warmup * tc.dvae_kl_weight * kl_to_uniform(logits)  # β_t KL(q(t|x) ‖ U(K)), summed per image
     else:
         posterior = model.encode(x).latent_dist
         x_hat = model.decode(posterior.sample()).sample  # z = μ + σ·ε
@@ -38,6 +42,16 @@ def autoencoder_losses(model, x: torch.Tensor, config: Config, lpips: LPIPS | No
     if lpips is not None:
         nll = nll + tc.lpips_weight * lpips(x.float(), x_hat.float()).mean() * x[0].numel()
     return x_hat, nll, regularizer
+
+
+def unwrapped(model):
+    """The model inside a DistributedDataParallel wrapper (accelerate's, with several processes)."""
+    return getattr(model, "module", model)
+
+
+def gumbel_temperature_at(step: int, tc) -> float:
+    """The dVAE's τ at `step` (annealed over gumbel_anneal_steps, or the whole run)."""
+    return gumbel_temperature(step, tc.gumbel_tau_start, tc.gumbel_tau_end, tc.gumbel_anneal_steps or tc.steps)
 
 
 @torch.no_grad()
@@ -134,7 +148,7 @@ class AutoencoderTask(TrainingTask):
         x = next(self.batches)["pixel_values"].to(self.run.device, non_blocking=True)
         gan_on = step >= tc.disc_start
         with accelerator.autocast():
-            x_hat, nll, regularizer = autoencoder_losses(self.wrapped, x, self.config, self.lpips)
+            x_hat, nll, regularizer = autoencoder_losses(self.wrapped, x, self.config, self.lpips, step)
             loss = nll + regularizer
             g_loss = torch.zeros((), device=x.device)
             if gan_on:
@@ -170,7 +184,7 @@ class AutoencoderTask(TrainingTask):
 def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path) -> Path:
     """Train (or resume) an autoencoder; returns the saved model folder OUT/vae."""
     validate(config)
-    if config.family not in AUTOENCODER_FAMILIES:
+    if config.family not in ("latent-diffusion", *TOKEN_FAMILIES):  # the families on an autoencoder
         require_family(config, "latent-diffusion")  # names the command that trains this config's family
     tc = config.autoencoder_training
     run = start_run(config, tc, out_dir, precision=tc.mixed_precision)

@@ -1,4 +1,4 @@
-"""`t2i eval autoencoder`: PSNR and SSIM on a split, a reconstruction grid, VQ codebook usage."""
+"""`t2i eval autoencoder`: PSNR and SSIM on a split, a reconstruction grid, codebook usage (VQ and dVAE)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import VQModel
+from diffusers import AutoencoderKL
 from tqdm import tqdm
 
 from t2i.autoencoder.model import encode, load_autoencoder
+from t2i.autoencoder.tokens import num_codes, quantize
 from t2i.config import saved_split_fractions
 from t2i.data.captions import CELEBA_ATTRIBUTES
 from t2i.data.datasets import ImageCaptionDataset
@@ -51,7 +52,8 @@ def evaluate_autoencoder(
     batch_size: int = 64,
     classifier_dir: str | Path | None = None,
 ) -> dict:
-    """Reconstruct every image of a split; mean PSNR/SSIM (and VQ codebook usage). Writes a grid and JSON to out.
+    """Reconstruct every image of a split; mean PSNR/SSIM (and the codebook's usage and perplexity). Writes a
+    grid and JSON to out.
 
     With an attribute classifier: its accuracy against the dataset's labels on the originals and on the
     reconstructions, per attribute (small details such as earrings must survive the round trip).
@@ -70,8 +72,8 @@ def evaluate_autoencoder(
         x_hat = model.decode(z).sample.clamp(-1, 1)
         psnrs.append(psnr(x, x_hat))
         ssims.append(ssim(x, x_hat))
-        if isinstance(model, VQModel):
-            codes.append(model.quantize(z)[2][2].flatten())
+        if not isinstance(model, AutoencoderKL):
+            codes.append(quantize(model, z).flatten())
         if first is None:
             first = (x[:8], x_hat[:8])
         if classifier is not None:
@@ -85,7 +87,7 @@ def evaluate_autoencoder(
         "ssim": torch.cat(ssims).mean().item(),
     }
     if codes:
-        counts = torch.bincount(torch.cat(codes), minlength=model.config.num_vq_embeddings).float()
+        counts = torch.bincount(torch.cat(codes), minlength=num_codes(model)).float()
         p = counts / counts.sum()
         metrics["codebook_perplexity"] = torch.exp(-(p[p > 0] * p[p > 0].log()).sum()).item()
         metrics["codebook_used_share"] = (counts > 0).float().mean().item()

@@ -8,22 +8,20 @@ import torch
 from safetensors.torch import load_file
 
 from t2i.config import load_config
+from t2i.family_pipeline import FamilyPipeline
 from t2i.gan.model import Generator
 from t2i.gan.settings import GANSettings
-from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
-from t2i.pipeline import check_request, load_text_encoder_of, model_hash
+from t2i.pipeline import load_text_encoder_of, model_hash
 from t2i.text import sentence_embedding
 
 MODEL_FILES = ["generator.safetensors", "t2i_config.yaml", "text_encoder/t2i_text.json"]  # what `t2i train gan` writes
 
 
-class GANPipeline:
+class GANPipeline(FamilyPipeline):
     family = "gan"
     autoencoder = None
-    takes_negative_prompt = False
-    takes_edits = False  # no image-to-image, inpainting, word swap or attention maps
-    takes_mixed_precision = False  # float32 throughout
+    takes_negative_prompt = False  # no guidance to steer with
 
     def __init__(self, generator: Generator, text_encoder, name: str = "untitled", hash: str = "", defaults=None):
         self.generator, self.text_encoder = generator.eval(), text_encoder
@@ -60,37 +58,22 @@ class GANPipeline:
     def image_size(self) -> int:
         return self.generator.image_size
 
-    @torch.no_grad()
-    def __call__(
-        self,
-        prompt: str | list[str],
-        negative_prompt: str | list[str] | None = None,
-        seed: int = 0,
-        num_images_per_prompt: int = 1,
-        output_type: str = "pil",
-        callback=None,
-        settings: GANSettings | None = None,
-    ):
+    def draw(self, prompts, negatives, seed: int, n: int, settings: GANSettings, callback) -> torch.Tensor:
         """Images for the prompts (image k: z from seed + k, scaled by ψ); `callback(1, 1)` when done."""
-        prompts, negatives = check_request(
-            prompt, negative_prompt, seed, num_images_per_prompt, output_type, ("pil", "pt")
-        )
-        if any(negatives):
-            raise ValueError("a GAN takes no negative prompt (it has no guidance to steer with)")
-        psi = (settings or self.defaults).check().truncation
-
         # 1. encode the prompt: h = the sentence embedding
         states, mask = self.text_encoder.encode(prompts)
-        h = sentence_embedding(states, mask).repeat_interleave(num_images_per_prompt, 0).to(self.device)
+        h = sentence_embedding(states, mask).repeat_interleave(n, 0).to(self.device)
 
         # 2. noise: z_k ~ N(0, ψ² I) from seed + k
-        n = len(prompts) * num_images_per_prompt
         z = torch.stack(
-            [torch.randn(self.generator.noise_dim, generator=torch.Generator().manual_seed(seed + k)) for k in range(n)]
+            [
+                torch.randn(self.generator.noise_dim, generator=torch.Generator().manual_seed(seed + k))
+                for k in range(len(prompts) * n)
+            ]
         )
 
         # 3. one forward pass: x = G(z, h)
-        images = self.generator(psi * z.to(self.device), h).float()
+        images = self.generator(settings.truncation * z.to(self.device), h)
         if callback is not None:
             callback(1, 1)
-        return to_pil(images) if output_type == "pil" else images
+        return images

@@ -1,6 +1,6 @@
 """What every family trains on: which rows, captions and flips make up a batch, and the captions' embedding cache.
 
-A family's data (t2i.autoencoder.cache.LatentCache, t2i.data.pixels.PixelImages, t2i.vq_transformer.tokens.
+A family's data (t2i.autoencoder.cache.LatentCache, t2i.data.pixels.PixelImages, t2i.autoencoder.tokens.
 TokenCache) has `records` (id, split, captions); the batches of step s are a pure function of (seed, s), so a
 resumed run sees the batches an uninterrupted one sees.
 """

@@ -81,6 +81,8 @@ def test_a_nan_loss_stops_naming_the_steps_and_keeps_the_last_checkpoint(tmp_pat
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0000003"]
 
 
-def test_every_family_writes_tensorboard_scalars(trained_tiny, tiny_model, tiny_pixel, tiny_gan, tiny_vq):
-    runs = [trained_tiny[1], *(Path(m).parent for m in (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0]))]
+def test_every_family_writes_tensorboard_scalars(
+    trained_tiny, tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn
+):
+    runs = [trained_tiny[1], *(Path(m).parent for m in (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0], tiny_pixelcnn))]
     assert all(list((run / "logs").rglob("events.out.tfevents.*")) for run in runs)

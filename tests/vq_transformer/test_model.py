@@ -1,13 +1,13 @@
 import torch
 
 from t2i.config import TransformerConfig
+from t2i.family_pipeline import filter_logits
 from t2i.vq_transformer.model import TokenTransformer
-from t2i.vq_transformer.pipeline import filter_logits
 
 
 def test_loss_falls_on_one_batch():
     torch.manual_seed(0)
-    model = TokenTransformer(TransformerConfig(width=32, layers=2, heads=2), 16, 9, 8)
+    model = TokenTransformer(TransformerConfig(conditioning="cross", width=32, layers=2, heads=2), 16, 9, 8)
     tokens, text, mask = torch.randint(0, 16, (4, 9)), torch.randn(4, 5, 8), torch.ones(4, 5)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
@@ -22,7 +22,7 @@ def test_loss_falls_on_one_batch():
 
 def test_the_cache_gives_the_logits_of_the_whole_sequence():
     torch.manual_seed(0)
-    model = TokenTransformer(TransformerConfig(width=32, layers=2, heads=2), 16, 9, 8).eval()
+    model = TokenTransformer(TransformerConfig(conditioning="cross", width=32, layers=2, heads=2), 16, 9, 8).eval()
     inputs, text, mask = torch.randint(0, 17, (2, 9)), torch.randn(2, 5, 8), torch.tensor([[1.0] * 5, [1, 1, 0, 0, 0]])
     whole = model(inputs, text, mask)
     caches = [{} for _ in model.blocks]
@@ -37,8 +37,10 @@ def test_the_cache_gives_the_logits_of_the_whole_sequence():
 
 def test_the_sentence_embedding_starts_at_zero_and_reaches_every_position():
     torch.manual_seed(0)
-    without = TokenTransformer(TransformerConfig(width=32, layers=2, heads=2, pooled_text=False), 16, 9, 8).eval()
-    model = TokenTransformer(TransformerConfig(width=32, layers=2, heads=2), 16, 9, 8).eval()
+    without = TokenTransformer(
+        TransformerConfig(conditioning="cross", width=32, layers=2, heads=2, pooled_text=False), 16, 9, 8
+    ).eval()
+    model = TokenTransformer(TransformerConfig(conditioning="cross", width=32, layers=2, heads=2), 16, 9, 8).eval()
     missing, _ = model.load_state_dict(without.state_dict(), strict=False)
     assert missing == ["sentence.weight", "sentence.bias"]
     inputs, text, mask = torch.randint(0, 17, (2, 9)), torch.randn(2, 5, 8), torch.ones(2, 5)

@@ -9,9 +9,10 @@ from t2i.checkpoint import save_checkpoint
 from t2i.cli import main
 from t2i.config import load_config
 from t2i.families import load_pipeline
+from t2i.family_pipeline import gumbel_noise
+from t2i.training.token_prior import train_prior
 from t2i.vq_transformer.model import TokenTransformer
-from t2i.vq_transformer.pipeline import TokenSamplingSettings, gumbel_noise
-from t2i.vq_transformer.train import train_prior
+from t2i.vq_transformer.settings import TokenSamplingSettings
 
 
 def save_then_die(root, step, state, keep):
@@ -54,7 +55,7 @@ def test_a_folder_from_before_the_sentence_embedding_still_generates(tiny_vq, tm
     assert {"sentence.weight", "sentence.bias"} <= state.keys()  # new models take it (transformer.pooled_text)
     save_file({k: v for k, v in state.items() if not k.startswith("sentence.")}, old / "transformer.safetensors")
     pipe = load_pipeline(old)
-    assert pipe.transformer.sentence is None and pipe("a hat", output_type="pt").shape == (1, 3, 32, 32)
+    assert pipe.prior.sentence is None and pipe("a hat", output_type="pt").shape == (1, 3, 32, 32)
 
 
 def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
@@ -79,7 +80,7 @@ def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
         match=r"step-0000012: its model does not fit this config; resume .* Unexpected key\(s\) .*sentence.weight",
     ):
         train_prior(config, cache, vq, tmp_path / "resumed")
-    with pytest.raises(ValueError, match="must be 'vq' for the vq-transformer family"):
+    with pytest.raises(ValueError, match="must be 'vq' or 'dvae' for the vq-transformer family"):
         config.autoencoder.kind = "kl"
         train_prior(config, cache, vq, tmp_path / "kl")
 

@@ -1,7 +1,11 @@
-"""Training the token prior: next-token cross-entropy over the VQ codes of each image, given its caption.
+"""Training a prior over image tokens (the transformer's, the PixelCNN's): cross-entropy of each image's codes,
+each given the codes before it and the caption.
 
     t = the image's tokens (t2i cache tokens), y = a caption ("" with probability p, for guidance)
     L = −(1/N) Σ_i log p_θ(t_i | t_<i, τ(y))
+
+The family's pipeline class (t2i.families) builds the prior (`build`), which gives its own `loss`; its config
+section `<prior>_training` (TokenPriorTrainConfig) says how long and how fast.
 
 Every random draw of step s (rows, captions, flips, dropped captions) is a pure function of (seed, s), and
 nothing else in a step is random, so a resumed run continues exactly where an uninterrupted one would be.
@@ -14,22 +18,24 @@ from pathlib import Path
 import torch
 from diffusers.optimization import get_scheduler
 
-from t2i.config import Config, diffusers_schedule_name, require_family, validate
+from t2i.autoencoder.tokens import TokenCache, load_token_autoencoder
+from t2i.config import TOKEN_FAMILIES, Config, diffusers_schedule_name, require_family, validate
+from t2i.families import FAMILIES, imported
 from t2i.grid import make_grid
 from t2i.text import load_text_encoder
 from t2i.training.batches import BatchPlan, caption_cache, sample_prompts, train_rows
 from t2i.training.loop import Run, TrainingTask, start_run, train
-from t2i.vq_transformer.pipeline import TokenSamplingSettings, VQTransformerPipeline, build_transformer
-from t2i.vq_transformer.tokens import TokenCache, load_vq
+
+TRAINING_SECTIONS = {"vq-transformer": "transformer_training", "pixelcnn": "pixelcnn_training"}
 
 
 class PriorTask(TrainingTask):
-    """The token transformer over cached VQ tokens, AdamW, warm-up then cosine/constant."""
+    """A token prior over cached image tokens, AdamW, warm-up then cosine/constant."""
 
     name, title = "prior", "token prior (cross-entropy, nats)"
 
     def __init__(self, config: Config, run: Run, cache_dir: str | Path, autoencoder_dir: str | Path):
-        tc, device = config.transformer_training, run.device
+        tc, device = getattr(config, TRAINING_SECTIONS[config.family]), run.device
         self.config, self.tc, self.device, self.autoencoder_dir = config, tc, device, autoencoder_dir
         # data: cached tokens (train split) and the cached token states of every caption
         self.tokens = TokenCache(cache_dir, autoencoder_dir)
@@ -44,17 +50,19 @@ class PriorTask(TrainingTask):
         )
         self.sample_prompts = sample_prompts(tc, self.tokens)
         text_encoder = load_text_encoder(config.text).to(device)
-        self.text_cache = caption_cache(cache_dir, text_encoder, self.plan, self.sample_prompts)
-        vq = load_vq(autoencoder_dir).to(device)
-        self.model = build_transformer(config, vq, text_encoder.hidden_size).to(device)
+        pipeline = imported(FAMILIES[config.family].pipeline)
+        autoencoder = load_token_autoencoder(autoencoder_dir).to(device)
+        self.model = pipeline.build(config, autoencoder, text_encoder).to(device)
+        self.pipe = pipeline(self.model, autoencoder, text_encoder)
+        if not self.pipe.reads_caption_ids:  # the text encoder's states of every caption, encoded once
+            self.text_cache = caption_cache(cache_dir, text_encoder, self.plan, self.sample_prompts)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.lr_schedule = get_scheduler(
-            diffusers_schedule_name(tc.lr_schedule, "transformer_training"),
+            diffusers_schedule_name(tc.lr_schedule, TRAINING_SECTIONS[config.family]),
             self.optimizer,
             num_warmup_steps=tc.warmup_steps,
             num_training_steps=tc.steps,
         )
-        self.pipe = VQTransformerPipeline(self.model, vq, text_encoder)
         self.parts = {"model": self.model, "optimizer": self.optimizer, "lr_schedule": self.lr_schedule}
         self.images_per_step = tc.batch_size
 
@@ -63,8 +71,11 @@ class PriorTask(TrainingTask):
 
     def train_step(self, step: int) -> dict:
         rows, captions, flips = self.plan.micro_batch(step)
-        states, mask = (t.to(self.device) for t in self.text_cache.with_mask(captions))
-        loss = self.model.loss(self.tokens.tokens(rows, flips).to(self.device), states, mask)
+        if self.pipe.reads_caption_ids:
+            text, mask = self.pipe.caption_inputs(captions)
+        else:
+            text, mask = (t.to(self.device) for t in self.text_cache.with_mask(captions))
+        loss = self.model.loss(self.tokens.tokens(rows, flips).to(self.device), text, mask)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
@@ -73,7 +84,7 @@ class PriorTask(TrainingTask):
         return {"loss": loss}
 
     def sample(self, step: int, folder: Path) -> None:
-        settings = TokenSamplingSettings(guidance=self.tc.sample_guidance)
+        settings = self.pipe.settings_class(guidance=self.tc.sample_guidance)
         made = self.pipe(self.sample_prompts, seed=self.tc.sample_seed, settings=settings)
         self.model.train()
         make_grid(made, self.sample_prompts, cols=len(made), cell=96).save(folder / f"samples-{step:07d}.png")
@@ -83,9 +94,10 @@ class PriorTask(TrainingTask):
 
 
 def train_prior(config: Config, cache_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path) -> Path:
-    """Train (or resume) the token transformer on a token cache made by `autoencoder_dir` (a VQ autoencoder);
-    returns the model folder OUT/model. One process."""
+    """Train (or resume) a token prior (the config's family: vq-transformer or pixelcnn) on a token cache made by
+    `autoencoder_dir` (a VQ autoencoder or a dVAE); returns the model folder OUT/model. One process."""
     validate(config)
-    require_family(config, "vq-transformer")
-    run = start_run(config, config.transformer_training, out_dir, one_process=True)
+    if config.family not in TOKEN_FAMILIES:
+        require_family(config, "vq-transformer")  # names the command that trains this config's family
+    run = start_run(config, getattr(config, TRAINING_SECTIONS[config.family]), out_dir, one_process=True)
     return train(run, PriorTask(config, run, cache_dir, autoencoder_dir))

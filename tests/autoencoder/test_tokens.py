@@ -2,12 +2,12 @@ import pytest
 import torch
 
 from t2i.autoencoder.cache import LatentCache
-from t2i.vq_transformer.tokens import TokenCache, cache_tokens, decode_tokens, load_vq
+from t2i.autoencoder.tokens import TokenCache, cache_tokens, decode_tokens, load_token_autoencoder
 
 
 def test_tokens_round_trip_through_the_cache(tiny_vq, tiny_faces):
     _, vq_dir, cache = tiny_vq
-    vq, tokens, latents = load_vq(vq_dir), TokenCache(cache, vq_dir), LatentCache(cache, vq_dir)
+    vq, tokens, latents = load_token_autoencoder(vq_dir), TokenCache(cache, vq_dir), LatentCache(cache, vq_dir)
     rows, flips = torch.tensor([0, 1, 2]), torch.tensor([False, True, False])
     t = tokens.tokens(rows, flips)
     assert t.shape == (3, 64) and t.min() >= 0 and t.max() < vq.config.num_vq_embeddings  # 8×8 codes of 64

@@ -1,0 +1,45 @@
+"""PixelCNNPipeline: prompt -> sentence embedding -> the code grid in raster order -> decoder -> image.
+
+1. encode the prompt (and the negative or empty prompt for guidance)
+2. for each position (i, j) in raster order: the PixelCNN over the rows up to i gives the logits of t_ij, guided
+   l = l_u + g (l_c − l_u), divided by the temperature, cut to the top k / top p, then sampled
+3. decode: the codebook vector of each token, then the autoencoder's decoder
+"""
+
+from __future__ import annotations
+
+import torch
+
+from t2i.autoencoder.tokens import grid_side, num_codes
+from t2i.family_pipeline import TokenPipeline, next_token
+from t2i.pixelcnn.model import GatedPixelCNN
+from t2i.text import sentence_embedding
+from t2i.vq_transformer.settings import TokenSamplingSettings
+
+
+class PixelCNNPipeline(TokenPipeline):
+    family = "pixelcnn"
+    weights = "pixelcnn.safetensors"
+    settings_class = TokenSamplingSettings
+
+    @staticmethod
+    def build(config, autoencoder, text_encoder) -> GatedPixelCNN:
+        """The PixelCNN for an autoencoder: K outputs at each position of its h × w code grid."""
+        return GatedPixelCNN(config.pixelcnn, num_codes(autoencoder), grid_side(autoencoder), text_encoder.hidden_size)
+
+    @torch.no_grad()
+    def sample_tokens(self, text, mask, gumbel, settings: TokenSamplingSettings, callback=None) -> torch.Tensor:
+        """Tokens (B, N) for text states (B or 2B with guidance, L, D); gumbel: (B, N, K) noise, one row per image.
+        Position (i, j) needs only rows ≤ i: the network runs on those."""
+        model, batch = self.prior, gumbel.shape[0]
+        sentence = sentence_embedding(text, mask)
+        guided = len(text) == 2 * batch
+        grid = torch.zeros(batch, model.side, model.side, dtype=torch.long, device=self.device)
+        for i in range(model.sequence_length):
+            row, column = divmod(i, model.side)
+            inputs = grid[:, : row + 1]
+            logits = model(torch.cat([inputs, inputs]) if guided else inputs, sentence)[:, :, row, column]
+            grid[:, row, column] = next_token(logits, gumbel[:, i], settings)[:, 0]
+            if callback is not None:
+                callback(i + 1, model.sequence_length)
+        return grid.flatten(1)
