@@ -165,18 +165,26 @@ def _eval_train_classifier(args):
     print(f"classifier saved to {args.out}")
 
 
-def _suite_inputs(args) -> tuple[tuple, dict]:
-    """What every `t2i eval` suite command passes: (model, classifier, data, out), and the suite's size and seed."""
-    suite = {"n_prompts": args.n_prompts, "n_per_prompt": args.n_per_prompt, "seed": args.seed}
-    return (args.model, args.classifier, args.data, args.out), suite
+def _suite(args):
+    """What every `t2i eval` suite command reads: t2i.eval.alignment.Suite."""
+    from t2i.eval.alignment import Suite
+
+    return Suite(
+        args.model,
+        args.classifier,
+        args.data,
+        args.out,
+        prompts_file=getattr(args, "prompts", None),
+        n_prompts=args.n_prompts,
+        n_per_prompt=args.n_per_prompt,
+        seed=args.seed,
+    )
 
 
 def _eval_alignment(args):
     from t2i.eval.alignment import format_table, measure_alignment
 
-    inputs, suite = _suite_inputs(args)
-    given = {"settings": sampling_flags(args), "inception_weights": args.inception_weights}
-    result = measure_alignment(*inputs, prompts_file=args.prompts, **suite, **given)
+    result = measure_alignment(_suite(args), settings=sampling_flags(args), inception_weights=args.inception_weights)
     references = result["references"]
     print(format_table(result, references))
     print(
@@ -195,9 +203,8 @@ def _eval_alignment(args):
 def _eval_word_swap(args):
     from t2i.eval.editing import measure_word_swaps
 
-    inputs, suite = _suite_inputs(args)
     swap = {"swap_steps": args.swap_steps, "self_swap_steps": args.self_swap_steps, "local_blend": args.local_blend}
-    r = measure_word_swaps(*inputs, **suite, **swap, settings=sampling_flags(args))
+    r = measure_word_swaps(_suite(args), **swap, settings=sampling_flags(args))
     print(
         f"{r['prompts']} prompts x {args.n_per_prompt} seeds; new colour found: {r['changed']:.1%} "
         f"(the edited prompt alone: {r['baseline_changed']:.1%}); other attributes kept: {r['kept']:.1%} "
@@ -225,8 +232,7 @@ def _eval_word_swap(args):
 def _eval_rephrasing(args):
     from t2i.eval.rephrasing import measure_rephrasing
 
-    inputs, suite = _suite_inputs(args)
-    r = measure_rephrasing(*inputs, prompts_file=args.prompts, **suite)
+    r = measure_rephrasing(_suite(args))
     first = next(iter(r["suites"]))
     for name, value in r["suites"].items():
         gap = f" ({-100 * r['gap'][name]:+.1f} points)" if name != first else ""
@@ -247,8 +253,7 @@ def _eval_attention(args):
 def _eval_report(args):
     from t2i.eval.report import write_report
 
-    inputs, suite = _suite_inputs(args)
-    path = write_report(*inputs, **suite, ddpm_prompts=args.ddpm_prompts, save_defaults=args.save_defaults)
+    path = write_report(_suite(args), ddpm_prompts=args.ddpm_prompts, save_defaults=args.save_defaults)
     print(f"report: {path}")
 
 

@@ -23,6 +23,7 @@ from t2i.grid import to_pil
 from t2i.model_folder import check_model_folder
 from t2i.pipeline import check_request, load_text_encoder_of, model_hash, save_model_config
 from t2i.settings import Settings, guide, uses_guidance
+from t2i.vq_transformer.settings import TokenSamplingSettings
 
 
 class FamilyPipeline:
@@ -94,7 +95,7 @@ class TokenPipeline(FamilyPipeline):
 
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
     weights: str  # the prior's file in the model folder
-    settings_class: type[Settings]
+    settings_class = TokenSamplingSettings
 
     def __init__(self, prior, autoencoder, text_encoder, name="untitled", hash="", defaults=None):
         self.prior, self.vqvae, self.text_encoder = prior.eval(), autoencoder.eval(), text_encoder

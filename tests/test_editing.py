@@ -200,9 +200,12 @@ def test_outside_projects_away_exactly_what_the_logits_read():
 
 
 def test_word_swap_evaluation_scores_and_writes_its_files(tiny_model, tiny_classifier, tiny_faces, tmp_path):
+    from t2i.eval.alignment import Suite
     from t2i.eval.editing import measure_word_swaps
 
-    result = measure_word_swaps(tiny_model, tiny_classifier[0], tiny_faces, tmp_path, n_prompts=24, n_per_prompt=1)
+    result = measure_word_swaps(
+        Suite(tiny_model, tiny_classifier[0], tiny_faces, tmp_path, n_prompts=24, n_per_prompt=1)
+    )
     assert result["prompts"] >= 1 and 0 <= result["changed"] <= 1 and 0 <= result["kept"] <= 1
     assert result["pixel_distance"]["two_seeds"] > 0 and result["feature_distance"]["edit"] > 0
     outside_hair, whole = result["feature_distance_outside_hair"], result["feature_distance"]

@@ -32,6 +32,27 @@ from t2i.grid import make_grid, to_pil
 
 
 @dataclass
+class Suite:
+    """What every suite evaluation (`t2i eval alignment`, `rephrasing`, `word-swap`, `report`) reads and where it
+    writes: the model, the referee, the dataset the default suite is drawn from, the suite's size and seed."""
+
+    model_dir: str | Path
+    classifier_dir: str | Path
+    data_dir: str | Path
+    out: str | Path
+    prompts_file: str | Path | None = None  # JSONL prompts in place of the default suite (alignment, rephrasing)
+    n_prompts: int = 64  # prompts of the default suite, half of them held-out combinations
+    n_per_prompt: int = 4  # images per prompt, image k from seed + k
+    seed: int = 0  # seeds the suite and the images
+
+    def default_cases(self, scorable: list[str], split_fractions) -> list[PromptCase]:
+        """The default suite (`default_suite`) of this size and seed, from the model's test split."""
+        return default_suite(
+            self.data_dir, self.n_prompts, seed=self.seed, scorable=scorable, split_fractions=split_fractions
+        )
+
+
+@dataclass
 class PromptCase:
     prompt: str
     attributes: dict[str, int]  # what the prompt asserts: attribute -> 1 (present) or -1 (absent)
@@ -329,45 +350,29 @@ def worst_prompts_grid(result: dict, images: torch.Tensor, n_per_prompt: int, pa
 
 
 def measure_alignment(
-    model_dir: str | Path,
-    classifier_dir: str | Path,
-    data_dir: str | Path,
-    out: str | Path,
-    *,
-    prompts_file: str | Path | None = None,
-    n_prompts: int = 64,
-    n_per_prompt: int = 4,
-    settings: dict | None = None,
-    seed: int = 0,
-    n_empty: int = 64,
-    inception_weights: str | Path | None = None,
+    suite: Suite, *, settings: dict | None = None, n_empty: int = 64, inception_weights: str | Path | None = None
 ) -> dict:
     """`t2i eval alignment` for a model of any family: generate for a prompt suite, score it with the classifier,
     compare with the real-image ceiling and the empty-prompt floor; write alignment.json and worst-prompts.png
-    to out. `settings`: sampling settings of the model's family to use in place of its defaults."""
+    to suite.out. `settings`: sampling settings of the model's family to use in place of its defaults."""
     from t2i.families import load_pipeline
 
-    pipe = load_pipeline(model_dir)
+    pipe = load_pipeline(suite.model_dir)
     settings = pipe.defaults.override(**(settings or {}))
-    classifier = load_classifier(classifier_dir)
-    fractions = saved_split_fractions(model_dir)  # score on images the model did not train on
-    if prompts_file:
-        cases = read_prompt_suite(prompts_file)
+    classifier = load_classifier(suite.classifier_dir)
+    fractions = saved_split_fractions(suite.model_dir)  # score on images the model did not train on
+    if suite.prompts_file:
+        cases = read_prompt_suite(suite.prompts_file)
     else:
-        cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
-    n_train = len(cases) * n_per_prompt
-    real = load_real_images(data_dir, pipe.image_size, n_train=n_train, seed=seed, split_fractions=fractions)
+        cases = suite.default_cases(classifier.attributes, fractions)
+    n, seed = suite.n_per_prompt, suite.seed
+    real = load_real_images(
+        suite.data_dir, pipe.image_size, n_train=len(cases) * n, seed=seed, split_fractions=fractions
+    )
     test_values, test_features = classifier.predict(real.test_images)
-    with tqdm(total=len(cases) * n_per_prompt, desc="generate") as bar:
+    with tqdm(total=len(cases) * n, desc="generate") as bar:
         result, images = evaluate_setting(
-            pipe,
-            classifier,
-            cases,
-            test_features,
-            n_per_prompt=n_per_prompt,
-            settings=settings,
-            seed=seed,
-            progress=bar.update,
+            pipe, classifier, cases, test_features, n_per_prompt=n, settings=settings, seed=seed, progress=bar.update
         )
     result["references"] = references(
         pipe,
@@ -380,12 +385,16 @@ def measure_alignment(
         seed=seed,
         fd_sizes=[len(images)],
     )
-    result["model"], result["classifier"], result["family"] = str(model_dir), str(classifier_dir), pipe.family
+    result["model"], result["classifier"], result["family"] = (
+        str(suite.model_dir),
+        str(suite.classifier_dir),
+        pipe.family,
+    )
     result["split_fractions"] = list(fractions)
     if inception_weights:
         result["inception"] = inception_fid_kid(real.test_images, images, inception_weights)
-    out = Path(out)
+    out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "alignment.json").write_text(json.dumps(result, indent=2))
-    worst_prompts_grid(result, images, n_per_prompt, out / "worst-prompts.png")
+    worst_prompts_grid(result, images, n, out / "worst-prompts.png")
     return result

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from t2i.data.synthetic import render_face, sample_attributes
-from t2i.eval.alignment import default_suite, saved_split_fractions
+from t2i.eval.alignment import Suite, saved_split_fractions
 from t2i.eval.classifier import load_classifier
 from t2i.grid import make_grid, pil_tensor, to_pil
 from t2i.settings import SWAP_STEPS
@@ -125,14 +125,8 @@ def _draw_swaps(pipe, edits, swap: dict, run: dict):
 
 
 def measure_word_swaps(
-    model_dir,
-    classifier_dir,
-    data_dir,
-    out,
+    suite: Suite,
     *,
-    n_prompts=64,
-    n_per_prompt=4,
-    seed=0,
     swap_steps=SWAP_STEPS,
     self_swap_steps=0.0,
     local_blend=False,
@@ -143,13 +137,14 @@ def measure_word_swaps(
     for the first 8)."""
     from t2i.families import load_pipeline
 
+    model_dir, n_per_prompt, seed = suite.model_dir, suite.n_per_prompt, suite.seed
     pipe = load_pipeline(model_dir)
     if not pipe.takes_edits:
         raise ValueError(f"{model_dir}: a {pipe.family} model; word swaps take a diffusion model")
     sampling = pipe.defaults.override(**(settings or {}))
-    classifier = load_classifier(classifier_dir)
+    classifier = load_classifier(suite.classifier_dir)
     fractions = saved_split_fractions(model_dir)  # prompts of images the model did not train on
-    cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
+    cases = suite.default_cases(classifier.attributes, fractions)
     edits = [(c, *s) for c in cases if (s := swapped(c.prompt, c.attributes))]
     if not edits:
         raise ValueError("no prompt of the suite names a single hair colour: nothing to swap")
@@ -172,7 +167,7 @@ def measure_word_swaps(
         "rendered": rendered,
         "settings": {"steps": sampling.steps, "guidance": sampling.guidance} | swap,
     }
-    out = Path(out)
+    out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "word_swap.json").write_text(json.dumps(result, indent=2))
     cells, labels = [], []

@@ -21,7 +21,7 @@ from t2i.config import saved_split_fractions
 from t2i.data.captions import PHRASES, attributes_in_caption, in_rare_words, join_list
 from t2i.eval.alignment import (
     PromptCase,
-    default_suite,
+    Suite,
     generate_for_suite,
     load_real_images,
     read_prompt_lines,
@@ -112,44 +112,34 @@ def read_rephrasing_pairs(path: str | Path) -> dict[str, list[PromptCase]]:
     return suites
 
 
-def measure_rephrasing(
-    model_dir: str | Path,
-    classifier_dir: str | Path,
-    data_dir: str | Path,
-    out: str | Path,
-    *,
-    prompts_file: str | Path | None = None,
-    n_prompts: int = 64,
-    n_per_prompt: int = 4,
-    seed: int = 0,
-) -> dict:
+def measure_rephrasing(suite: Suite) -> dict:
     """Alignment of each suite (the same seeds for the same case in every suite; overall and per attribute), the
     gap of each to the first suite, and the real test images' ceiling; writes OUT/rephrasing.json."""
     from t2i.families import load_pipeline
 
-    pipe = load_pipeline(model_dir)
-    classifier = load_classifier(classifier_dir)
-    fractions = saved_split_fractions(model_dir)
-    if prompts_file:
-        suites = read_rephrasing_pairs(prompts_file)
+    pipe = load_pipeline(suite.model_dir)
+    classifier = load_classifier(suite.classifier_dir)
+    fractions = saved_split_fractions(suite.model_dir)
+    if suite.prompts_file:
+        suites = read_rephrasing_pairs(suite.prompts_file)
     else:
-        cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
-        suites = rephrased_suites(cases, seed)
+        suites = rephrased_suites(suite.default_cases(classifier.attributes, fractions), suite.seed)
+    n, seed = suite.n_per_prompt, suite.seed
     result = {"suites": {}, "per_attribute": {}}
-    result["examples"] = {name: [c.prompt for c in suite[:3]] for name, suite in suites.items()}
-    with tqdm(total=sum(len(s) for s in suites.values()) * n_per_prompt, desc="generate") as bar:
-        for name, suite in suites.items():
-            images = generate_for_suite(pipe, suite, n_per_prompt, pipe.defaults, seed, progress=bar.update)
+    result["examples"] = {name: [c.prompt for c in cases[:3]] for name, cases in suites.items()}
+    with tqdm(total=sum(len(s) for s in suites.values()) * n, desc="generate") as bar:
+        for name, cases in suites.items():
+            images = generate_for_suite(pipe, cases, n, pipe.defaults, seed, progress=bar.update)
             predicted, _ = classifier.predict(images)
-            summary = summarize(suite, n_per_prompt, predicted, classifier.attributes)
+            summary = summarize(cases, n, predicted, classifier.attributes)
             result["suites"][name], result["per_attribute"][name] = summary["alignment"], summary["per_attribute"]
     first = next(iter(result["suites"].values()))
     result["gap"] = {name: first - value for name, value in result["suites"].items()}
-    real = load_real_images(data_dir, pipe.image_size, n_train=1, seed=seed, split_fractions=fractions)
+    real = load_real_images(suite.data_dir, pipe.image_size, n_train=1, seed=seed, split_fractions=fractions)
     real_values, _ = classifier.predict(real.test_images)
     result["real_ceiling"] = real_ceiling(classifier.attributes, real_values, real.test_captions)["alignment"]
-    result |= {"model": str(model_dir), "prompts": len(next(iter(suites.values()))), "n_per_prompt": n_per_prompt}
-    out = Path(out)
+    result |= {"model": str(suite.model_dir), "prompts": len(next(iter(suites.values()))), "n_per_prompt": n}
+    out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rephrasing.json").write_text(json.dumps(result, indent=2))
     return result

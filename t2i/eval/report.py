@@ -24,7 +24,7 @@ from tqdm import tqdm  # noqa: E402
 
 from t2i.config import saved_split_fractions  # noqa: E402
 from t2i.eval.alignment import (  # noqa: E402
-    default_suite,
+    Suite,
     evaluate_setting,
     load_real_images,
     references,
@@ -183,36 +183,27 @@ def _plots(out: Path, classifier_attributes, *, main, refs, autoencoder, sweeps,
     _guidance_plot(out / "guidance.png", guidance_sweep)
 
 
-def write_report(
-    model_dir: str | Path,
-    classifier_dir: str | Path,
-    data_dir: str | Path,
-    out: str | Path,
-    *,
-    n_prompts: int = 32,
-    n_per_prompt: int = 2,
-    ddpm_prompts: int = 6,
-    seed: int = 0,
-    save_defaults: bool = False,
-) -> Path:
+def write_report(suite: Suite, *, ddpm_prompts: int = 6, save_defaults: bool = False) -> Path:
     """Measure everything the page shows and write out/report.md, its PNGs and report.json; with
     `save_defaults`, also the picked settings as the model folder's sampling.json (what generation uses)."""
     from t2i.families import model_family
     from t2i.pipeline import SamplingSettings, Text2ImagePipeline
 
+    model_dir, classifier_dir, data_dir = suite.model_dir, suite.classifier_dir, suite.data_dir
+    n_prompts, n_per_prompt, seed = suite.n_prompts, suite.n_per_prompt, suite.seed
     if model_family(model_dir) != "latent-diffusion":
         raise ValueError(
             f"{model_dir}: `t2i eval report` studies a latent diffusion model's samplers and autoencoder; "
             f"a {model_family(model_dir)} model is measured with `t2i eval alignment`"
         )
     started = time.perf_counter()
-    out = Path(out)
+    out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)
     pipe = Text2ImagePipeline.from_pretrained(model_dir)
     classifier = load_classifier(classifier_dir)
     classifier_info = json.loads((Path(classifier_dir) / "classifier.json").read_text())
     fractions = saved_split_fractions(model_dir)  # score on images the model did not train on
-    cases = default_suite(data_dir, n_prompts, seed=seed, scorable=classifier.attributes, split_fractions=fractions)
+    cases = suite.default_cases(classifier.attributes, fractions)
     n_images = n_prompts * n_per_prompt
     real = load_real_images(
         data_dir, pipe.vae.config.sample_size, n_train=n_images, seed=seed, split_fractions=fractions
@@ -246,9 +237,9 @@ def write_report(
     )
     _plots(out, classifier.attributes, **measured)
 
-    suite = {"prompts": n_prompts, "images_per_prompt": n_per_prompt, "seed": seed}
+    size = {"prompts": n_prompts, "images_per_prompt": n_per_prompt, "seed": seed}
     report = _report_values(
-        model_dir, classifier_dir, suite, cases, classifier_info, results, refs=refs, ddpm=ddpm, autoencoder=autoencoder
+        model_dir, classifier_dir, size, cases, classifier_info, results, refs=refs, ddpm=ddpm, autoencoder=autoencoder
     )
     report |= {"default_guidance": default_guidance, "default_steps": default_steps}
     report["minutes"] = (time.perf_counter() - started) / 60

@@ -1,10 +1,7 @@
-"""PixelCNNPipeline: prompt -> sentence embedding -> the code grid in raster order -> decoder -> image.
-
-1. encode the prompt (and the negative or empty prompt for guidance)
-2. for each position (i, j) in raster order: the PixelCNN over the rows up to i gives the logits of t_ij, guided
-   l = l_u + g (l_c − l_u), divided by the temperature, cut to the top k / top p, then sampled
-3. decode: the codebook vector of each token, then the autoencoder's decoder
-"""
+"""PixelCNNPipeline: a token pipeline (t2i.family_pipeline.TokenPipeline: the prompt and the empty one for guidance,
+Gumbel noise from seed + k, the decoder) whose codes come from the gated PixelCNN, in raster order. Code (i, j)
+depends only on the rows up to i, so the network runs on those; its logits there are guided, tempered, cut and
+sampled like the transformer's."""
 
 from __future__ import annotations
 
@@ -20,7 +17,6 @@ from t2i.vq_transformer.settings import TokenSamplingSettings
 class PixelCNNPipeline(TokenPipeline):
     family = "pixelcnn"
     weights = "pixelcnn.safetensors"
-    settings_class = TokenSamplingSettings
 
     @staticmethod
     def build(config, autoencoder, text_encoder) -> GatedPixelCNN:

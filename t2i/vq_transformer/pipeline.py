@@ -1,11 +1,8 @@
-"""VQTransformerPipeline: prompt -> caption tokens (stream) or text states (cross) -> sample image tokens one by
-one -> decoder -> image.
-
-1. encode the prompt (and the negative or empty prompt for guidance)
-2. for i = 1 … N: logits of t_i given the caption and t_<i (keys and values of what came before cached), guided
-   l = l_u + g (l_c − l_u), divided by the temperature, cut to the top k / top p, then sampled
-3. decode: the codebook vector of each token, then the autoencoder's decoder
-"""
+"""VQTransformerPipeline: a token pipeline (t2i.family_pipeline.TokenPipeline: the prompt and the empty one for
+guidance, Gumbel noise from seed + k, the decoder) whose codes come from the transformer one at a time: it reads
+the caption's tokens (stream) or the text encoder's states (cross), and a cache of the keys and values of
+everything before holds its past, so each code costs one position's work; l = l_u + g (l_c − l_u), divided by
+the temperature, cut to the top k / top p, then sampled."""
 
 from __future__ import annotations
 
@@ -23,7 +20,6 @@ from t2i.vq_transformer.settings import TokenSamplingSettings
 class VQTransformerPipeline(TokenPipeline):
     family = "vq-transformer"
     weights = "transformer.safetensors"
-    settings_class = TokenSamplingSettings
 
     @staticmethod
     def build(config, autoencoder, text_encoder) -> TokenTransformer:

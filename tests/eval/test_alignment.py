@@ -97,7 +97,7 @@ def test_evaluation_splits_the_data_as_the_model_was_trained(tiny_model, tiny_cl
 
     from t2i.config import load_config, save_config, saved_split_fractions
     from t2i.data.datasets import split_of
-    from t2i.eval.alignment import load_real_images, measure_alignment
+    from t2i.eval.alignment import Suite, load_real_images, measure_alignment
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
@@ -112,6 +112,6 @@ def test_evaluation_splits_the_data_as_the_model_was_trained(tiny_model, tiny_cl
         if split_of(p.stem, (0.5, 0.25, 0.25)) == "test"
     ]
     assert len(real.test_images) == len(test_ids) > 20  # not the 5% a default split would give
-    result = measure_alignment(model, tiny_classifier[0], tiny_faces, tmp_path / "out", n_prompts=2, n_per_prompt=1,
-                               settings={"steps": 1}, n_empty=2)  # fmt: skip
+    suite = Suite(model, tiny_classifier[0], tiny_faces, tmp_path / "out", n_prompts=2, n_per_prompt=1)
+    result = measure_alignment(suite, settings={"steps": 1}, n_empty=2)
     assert result["split_fractions"] == [0.5, 0.25, 0.25]

@@ -39,9 +39,12 @@ def test_prompt_pairs_file(tmp_path):
 
 
 def test_rephrasing_measurement_writes_its_scores(tiny_model, tiny_classifier, tiny_faces, tmp_path):
+    from t2i.eval.alignment import Suite
     from t2i.eval.rephrasing import measure_rephrasing
 
-    result = measure_rephrasing(tiny_model, tiny_classifier[0], tiny_faces, tmp_path, n_prompts=4, n_per_prompt=1)
+    result = measure_rephrasing(
+        Suite(tiny_model, tiny_classifier[0], tiny_faces, tmp_path, n_prompts=4, n_per_prompt=1)
+    )
     assert list(result["suites"]) == ["template", "held_out_shapes", "synonyms"]
     assert all(0 <= v <= 1 for v in result["suites"].values()) and result["gap"]["template"] == 0
     assert 0 < result["real_ceiling"] <= 1 and (tmp_path / "rephrasing.json").is_file()
