@@ -91,7 +91,7 @@ def next_token(logits: torch.Tensor, gumbel: torch.Tensor, settings) -> torch.Te
 
 class TokenPipeline(FamilyPipeline):
     """A prior over image tokens, its autoencoder (VQ or dVAE) and its text encoder. A subclass names its
-    `weights` file and gives `build(config, autoencoder, text_dim)` and `sample_tokens`."""
+    `weights` file and gives `build(config, autoencoder, text_encoder)` and `sample_tokens`."""
 
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
     weights: str  # the prior's file in the model folder
