@@ -12,6 +12,7 @@ edits.
 from __future__ import annotations
 
 import shutil
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ from t2i.settings import Settings, guide, uses_guidance
 from t2i.vq_transformer.settings import TokenSamplingSettings
 
 
-class FamilyPipeline:
+class FamilyPipeline(ABC):
     """The call every family's pipeline takes; a subclass gives `defaults` and `draw`."""
 
     takes_edits = False  # no image-to-image, inpainting, word swap or attention maps
@@ -54,9 +55,9 @@ class FamilyPipeline:
         images = self.draw(prompts, negatives, seed, num_images_per_prompt, settings, callback).clamp(-1, 1).float()
         return to_pil(images) if output_type == "pil" else images
 
+    @abstractmethod
     def draw(self, prompts, negatives, seed: int, n: int, settings, callback) -> torch.Tensor:
         """(len(prompts) · n, 3, H, W) images in [-1, 1], image k from seed + k."""
-        raise NotImplementedError
 
 
 def gumbel_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -96,6 +97,7 @@ class TokenPipeline(FamilyPipeline):
     takes_negative_prompt = True  # the unconditional half of classifier-free guidance
     weights: str  # the prior's file in the model folder
     settings_class = TokenSamplingSettings
+    reads_caption_ids = False  # the prior reads the text encoder's states (True: the caption's token ids)
 
     def __init__(self, prior, autoencoder, text_encoder, name="untitled", hash="", defaults=None):
         self.prior, self.vqvae, self.text_encoder = prior.eval(), autoencoder.eval(), text_encoder
@@ -146,8 +148,6 @@ class TokenPipeline(FamilyPipeline):
     def image_size(self) -> int:
         return self.vqvae.config.sample_size
 
-    reads_caption_ids = False  # the prior reads the text encoder's states (True: the caption's token ids)
-
     def caption_inputs(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """What the prior reads of captions, and the mask of real tokens: the text encoder's states."""
         return self.text_encoder.encode(captions)
@@ -173,6 +173,6 @@ class TokenPipeline(FamilyPipeline):
         # 3. decode: each token's codebook vector, then the autoencoder's decoder
         return decode_tokens(self.vqvae, tokens)
 
+    @abstractmethod
     def sample_tokens(self, text, mask, gumbel, settings, callback=None) -> torch.Tensor:
         """Tokens (B, N) for the caption (B or 2B rows with guidance); gumbel: (B, N, K) noise, a row per image."""
-        raise NotImplementedError

@@ -132,6 +132,47 @@ def tiny_dalle(tmp_path_factory, tiny_faces, text_cache_dir):
     return train_prior(config, cache, dvae, tmp_path_factory.mktemp("dalle_prior")), dvae, cache
 
 
+@pytest.fixture
+def fit_one_batch():
+    """fit_one_batch(model, loss_at, steps, lr, optimizer=Adam) -> the loss of each step of fitting one batch
+    (`loss_at(step)` computes it)."""
+    import torch
+
+    def fit(model, loss_at, steps: int = 60, lr: float = 3e-3, optimizer=torch.optim.Adam) -> list[float]:
+        opt, losses = optimizer(model.parameters(), lr=lr), []
+        for step in range(steps):
+            loss = loss_at(step)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses
+
+    return fit
+
+
+@pytest.fixture
+def straight_and_resumed(tmp_path, monkeypatch):
+    """straight_and_resumed(train) -> the model folders of `train(out)` run straight (tmp_path/straight) and run
+    again killed right after its step-6 checkpoint, then resumed (tmp_path/resumed)."""
+    from t2i.checkpoint import save_checkpoint
+
+    def save_then_die(root, step, state, keep):
+        save_checkpoint(root, step, state, keep)
+        if step == 6:
+            raise KeyboardInterrupt
+
+    def run(train):
+        straight = train(tmp_path / "straight")
+        with monkeypatch.context() as patched:
+            patched.setattr("t2i.training.loop.save_checkpoint", save_then_die)
+            with pytest.raises(KeyboardInterrupt):
+                train(tmp_path / "resumed")
+        return straight, train(tmp_path / "resumed")
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory, tiny_faces):
     """An attribute classifier trained briefly on the tiny faces: (folder, info)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 from diffusers import VQModel
 from diffusers.optimization import get_scheduler
 
@@ -30,7 +31,7 @@ def autoencoder_losses(model, x: torch.Tensor, config: Config, lpips: LPIPS | No
         h = model.encode(x).latents
         out = model.decode(h)  # quantizes; commit_loss = codebook + β·commitment (means over latents)
         x_hat, regularizer = out.sample, out.commit_loss.mean() * h[0].numel()
-    elif isinstance(unwrapped(model), DiscreteVAE):
+    elif isinstance(extract_model_from_parallel(model), DiscreteVAE):  # DDP wraps it with several processes
         x_hat, logits = model(x, gumbel_temperature_at(step, tc))  # the decoder of a Gumbel-softmax sample
         warmup = min(step / tc.dvae_kl_warmup, 1.0) if tc.dvae_kl_warmup else 1.0
         regularizer = warmup * tc.dvae_kl_weight * kl_to_uniform(logits)  # β_t KL(q(t|x) ‖ U(K)), summed per image
@@ -42,11 +43,6 @@ def autoencoder_losses(model, x: torch.Tensor, config: Config, lpips: LPIPS | No
     if lpips is not None:
         nll = nll + tc.lpips_weight * lpips(x.float(), x_hat.float()).mean() * x[0].numel()
     return x_hat, nll, regularizer
-
-
-def unwrapped(model):
-    """The model inside a DistributedDataParallel wrapper (accelerate's, with several processes)."""
-    return getattr(model, "module", model)
 
 
 def gumbel_temperature_at(step: int, tc) -> float:

@@ -124,10 +124,14 @@ class TokenTransformer(nn.Module):
         caption = self.stream and (caches is None or "k" not in caches[0])
         if caption:
             x = torch.cat([self.embed_caption(text, text_mask), x], 1)
+        x = self.hidden(x, text, text_mask, caches)
+        return self.head(x[:, text.shape[1] - 1 :] if caption else x)
+
+    def hidden(self, x, text, text_mask, caches: list[dict] | None = None) -> torch.Tensor:
+        """The blocks, then the final norm (the stream's blocks read no text states: the caption is in x)."""
         for number, block in enumerate(self.blocks):
             x = block(x, None if self.stream else text, text_mask, None if caches is None else caches[number])
-        x = self.norm(x)
-        return self.head(x[:, text.shape[1] - 1 :] if caption else x)
+        return self.norm(x)
 
     def loss(self, tokens, text, text_mask) -> torch.Tensor:
         """Next-token cross-entropy over the image tokens, −Σ_i log p(t_i | t_<i, y) / N (teacher forcing); in the
@@ -136,10 +140,8 @@ class TokenTransformer(nn.Module):
         if not self.stream:
             return F.cross_entropy(self(inputs, text, text_mask).flatten(0, 1).float(), tokens.flatten())
         image = self.token_embedding(inputs) + self.position_embedding[: inputs.shape[1]]  # t_j at position j − 1
-        x = torch.cat([self.embed_caption(text, text_mask), image], 1)
-        for block in self.blocks:
-            x = block(x)
-        x, length = self.norm(x), text.shape[1]
+        x = self.hidden(torch.cat([self.embed_caption(text, text_mask), image], 1), text, text_mask)
+        length = text.shape[1]
         image_loss = F.cross_entropy(self.head(x[:, length - 1 :]).flatten(0, 1).float(), tokens.flatten())
         words = (x[:, : length - 1] @ self.text_embedding.weight.T).float()  # tied to the word embeddings
         per_word = F.cross_entropy(words.flatten(0, 1), text[:, 1:].flatten(), reduction="none")

@@ -35,20 +35,18 @@ def test_tokens_are_the_argmax_and_the_latents_give_them_back(tiny_dalle):
         assert torch.equal(dvae.nearest_codes(encode(dvae, x)), tokens.flatten(1))
 
 
-def test_the_dvae_loss_falls_on_one_batch(tiny_faces):
+def test_the_dvae_loss_falls_on_one_batch(tiny_faces, fit_one_batch):
     config = load_config("configs/dalle-tiny.yaml")
     torch.manual_seed(0)
     model = build_autoencoder(config.autoencoder, 32)
     faces = ImageCaptionDataset(tiny_faces, 32, "train")
     x = torch.stack([faces.item(i, 0)["pixel_values"] for i in range(4)])
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    losses = []
-    for step in range(80):
+
+    def loss_at(step: int) -> torch.Tensor:
         _, nll, regularizer = autoencoder_losses(model, x, config, None, step)
-        optimizer.zero_grad()
-        (nll + regularizer).backward()
-        optimizer.step()
-        losses.append((nll + regularizer).item())
+        return nll + regularizer
+
+    losses = fit_one_batch(model, loss_at, steps=80, lr=2e-3)
     assert losses[-1] < 0.6 * losses[0]
 
 

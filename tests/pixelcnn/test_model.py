@@ -34,18 +34,11 @@ def test_the_first_rows_alone_give_the_same_logits():
         assert torch.allclose(model(grid[:, :rows], sentence), full[:, :, :rows], atol=1e-6)
 
 
-def test_the_loss_falls_on_one_batch_and_the_caption_changes_the_logits():
+def test_the_loss_falls_on_one_batch_and_the_caption_changes_the_logits(fit_one_batch):
     model = _model()
     tokens = torch.randint(0, 8, (4, 36), generator=torch.Generator().manual_seed(3))
     text, mask = torch.randn(4, 5, 4), torch.ones(4, 5)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        loss = model.loss(tokens, text, mask)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model, lambda step: model.loss(tokens, text, mask))
     assert losses[-1] < 0.5 * losses[0]
     grid = tokens[:1].view(1, 6, 6)
     assert not torch.allclose(model(grid, torch.randn(1, 4)), model(grid, torch.randn(1, 4)))

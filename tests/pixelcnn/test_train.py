@@ -3,18 +3,11 @@ import dataclasses
 import pytest
 import torch
 
-from t2i.checkpoint import save_checkpoint
 from t2i.cli import main
 from t2i.config import load_config
 from t2i.families import load_pipeline
 from t2i.pixelcnn.pipeline import PixelCNNPipeline
 from t2i.training.token_prior import train_prior
-
-
-def save_then_die(root, step, state, keep):
-    save_checkpoint(root, step, state, keep)
-    if step == 6:
-        raise KeyboardInterrupt
 
 
 def test_the_command_trains_a_folder_that_draws_the_same_bytes(tiny_pixelcnn, tmp_path):
@@ -34,17 +27,12 @@ def test_the_command_trains_a_folder_that_draws_the_same_bytes(tiny_pixelcnn, tm
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
+def test_resume_continues_exactly(tiny_vq, tmp_path, straight_and_resumed):
     _, vq, cache = tiny_vq
     config = load_config("configs/pixelcnn-tiny.yaml")
     training = dataclasses.replace(config.pixelcnn_training, steps=12, checkpoint_every=6, sample_every=100)
     config.pixelcnn_training = training
-    straight = train_prior(config, cache, vq, tmp_path / "straight")
-    monkeypatch.setattr("t2i.training.loop.save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_prior(config, cache, vq, tmp_path / "resumed")
-    monkeypatch.undo()
-    resumed = train_prior(config, cache, vq, tmp_path / "resumed")
+    straight, resumed = straight_and_resumed(lambda out: train_prior(config, cache, vq, out))
     assert (straight / "pixelcnn.safetensors").read_bytes() == (resumed / "pixelcnn.safetensors").read_bytes()
     config.family = "gan"
     with pytest.raises(ValueError, match="train it with `t2i train gan`"):

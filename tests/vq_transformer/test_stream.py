@@ -5,7 +5,6 @@ import dataclasses
 import pytest
 import torch
 
-from t2i.checkpoint import save_checkpoint
 from t2i.config import TransformerConfig, load_config
 from t2i.families import load_pipeline
 from t2i.family_pipeline import gumbel_noise
@@ -38,7 +37,7 @@ def test_cached_logits_equal_uncached_ones():
     assert torch.allclose(torch.stack(stepped, 1), full, atol=1e-5)
 
 
-def test_padding_is_a_learned_token_per_position_and_the_loss_weighs_the_caption():
+def test_padding_is_a_learned_token_per_position_and_the_loss_weighs_the_caption(fit_one_batch):
     model, (ids, mask) = _model(), _caption(3)
     embedded = model.embed_caption(ids, mask)
     other_ids = ids.clone()
@@ -46,14 +45,7 @@ def test_padding_is_a_learned_token_per_position_and_the_loss_weighs_the_caption
     assert torch.equal(model.embed_caption(other_ids, mask), embedded)
     assert not torch.allclose(embedded[0, 4], embedded[0, 5])  # each position its own padding token
     tokens = torch.randint(0, 16, (3, 9), generator=torch.Generator().manual_seed(6))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        loss = model.loss(tokens, ids, mask)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model, lambda step: model.loss(tokens, ids, mask))
     assert losses[-1] < 0.5 * losses[0]
     model.text_loss_weight = 0.0  # the image's part alone
     image_only = model.loss(tokens, ids, mask).item()
@@ -75,21 +67,10 @@ def test_dalle_folder_samples_with_the_cache_as_without_and_draws_the_same_bytes
     assert torch.equal(first, pipe(["She wears eyeglasses.", "He has a goatee."], seed=3, output_type="pt"))
 
 
-def save_then_die(root, step, state, keep):
-    save_checkpoint(root, step, state, keep)
-    if step == 6:
-        raise KeyboardInterrupt
-
-
-def test_resume_continues_exactly(tiny_dalle, tmp_path, monkeypatch):
+def test_resume_continues_exactly(tiny_dalle, straight_and_resumed):
     _, dvae, cache = tiny_dalle
     config = load_config("configs/dalle-tiny.yaml")
     training = dataclasses.replace(config.transformer_training, steps=12, checkpoint_every=6, sample_every=100)
     config.transformer_training = training
-    straight = train_prior(config, cache, dvae, tmp_path / "straight")
-    monkeypatch.setattr("t2i.training.loop.save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_prior(config, cache, dvae, tmp_path / "resumed")
-    monkeypatch.undo()
-    resumed = train_prior(config, cache, dvae, tmp_path / "resumed")
+    straight, resumed = straight_and_resumed(lambda out: train_prior(config, cache, dvae, out))
     assert (straight / "transformer.safetensors").read_bytes() == (resumed / "transformer.safetensors").read_bytes()

@@ -5,7 +5,6 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from t2i.checkpoint import save_checkpoint
 from t2i.cli import main
 from t2i.config import load_config
 from t2i.families import load_pipeline
@@ -13,13 +12,6 @@ from t2i.family_pipeline import gumbel_noise
 from t2i.training.token_prior import train_prior
 from t2i.vq_transformer.model import TokenTransformer
 from t2i.vq_transformer.settings import TokenSamplingSettings
-
-
-def save_then_die(root, step, state, keep):
-    """The checkpoint at step 6 is written, then the run dies (a kill right after it)."""
-    save_checkpoint(root, step, state, keep)
-    if step == 6:
-        raise KeyboardInterrupt
 
 
 def test_cached_sampling_gives_the_tokens_of_uncached_sampling(tiny_vq):
@@ -58,17 +50,12 @@ def test_a_folder_from_before_the_sentence_embedding_still_generates(tiny_vq, tm
     assert pipe.prior.sentence is None and pipe("a hat", output_type="pt").shape == (1, 3, 32, 32)
 
 
-def test_resume_continues_exactly(tiny_vq, tmp_path, monkeypatch):
+def test_resume_continues_exactly(tiny_vq, tmp_path, straight_and_resumed):
     _, vq, cache = tiny_vq
     config = load_config("configs/vq-tiny.yaml")
     training = dataclasses.replace(config.transformer_training, steps=12, checkpoint_every=6, sample_every=100)
     config.transformer_training = training
-    straight = train_prior(config, cache, vq, tmp_path / "straight")
-    monkeypatch.setattr("t2i.training.loop.save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_prior(config, cache, vq, tmp_path / "resumed")
-    monkeypatch.undo()
-    resumed = train_prior(config, cache, vq, tmp_path / "resumed")
+    straight, resumed = straight_and_resumed(lambda out: train_prior(config, cache, vq, out))
     assert (straight / "transformer.safetensors").read_bytes() == (resumed / "transformer.safetensors").read_bytes()
     assert sorted(p.name for p in (tmp_path / "straight" / "samples").iterdir()) == [
         "losses.png",
