@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Issue 33's measurements at the milestones budget (configs/milestones/): the VQ autoencoder against the discrete
-# VAE (PSNR, SSIM, codebook usage and perplexity, the classifier on the reconstructions), then the priors over
-# their tokens: the single stream on the VQ tokens (configs/experiments/vq-stream.yaml) beside cross-attention
-# (configs/milestones/vq.yaml), DALL-E's pair (dVAE + stream, configs/milestones/dalle.yaml) and the gated PixelCNN
-# (configs/milestones/pixelcnn.yaml), each scored by `t2i eval alignment`. Two lanes run side by side, one thread
-# each, niced (the last two one after the other: they share the caption cache). Every step's wall time goes to OUT/times.txt. Usage: benchmarks/token_families.sh [OUT] (default
-# runs/tokens). Re-running resumes (each command resumes from its checkpoints and caches).
+# Issue 33's measurements at the milestones budget (configs/milestones/): the VQ autoencoder (with dead-code
+# restarts) against the discrete VAE (PSNR, SSIM, codebook usage and perplexity, the classifier on the
+# reconstructions), then the priors over their tokens, each scored by `t2i eval alignment`: cross-attention on the
+# VQ tokens (configs/milestones/vq.yaml) and the gated PixelCNN (configs/milestones/pixelcnn.yaml) in one lane;
+# DALL-E's pair (dVAE + stream, configs/milestones/dalle.yaml), then the single stream on the VQ tokens
+# (configs/experiments/vq-stream.yaml: the conditionings side by side) in the other. One thread each, niced; the
+# VQ priors share one token and caption cache, built by the first (vq-cross starts an hour before vq-stream).
+# Every step's wall time goes to OUT/times.txt. Usage: benchmarks/token_families.sh [OUT] (default runs/tokens).
+# Re-running resumes (each command resumes from its checkpoints and caches).
 set -euo pipefail
 OUT=${1:-runs/tokens}
 DATA=data/faces20k
@@ -29,8 +31,8 @@ prior() {  # prior NAME CONFIG AUTOENCODER: train it on the autoencoder's tokens
   timed "$1-eval" eval alignment --model "$OUT/$1/model" --data "$DATA" --out "$OUT/eval-$1"
 }
 [ -d "$DATA" ] || timed data data synth --out "$DATA" --n 20000 --size 64 --seed 0
-(autoencoder vq configs/milestones/vq.yaml && prior vq-stream configs/experiments/vq-stream.yaml vq) &
-(autoencoder dvae configs/milestones/dalle.yaml && prior dalle configs/milestones/dalle.yaml dvae) &
+(autoencoder vq configs/milestones/vq.yaml && prior vq-cross configs/milestones/vq.yaml vq &&
+  prior pixelcnn configs/milestones/pixelcnn.yaml vq) &
+(autoencoder dvae configs/milestones/dalle.yaml && prior dalle configs/milestones/dalle.yaml dvae &&
+  prior vq-stream configs/experiments/vq-stream.yaml vq) &
 wait
-prior vq-cross configs/milestones/vq.yaml vq  # these two read the caption cache: the first one builds it
-prior pixelcnn configs/milestones/pixelcnn.yaml vq

@@ -119,6 +119,14 @@ def _train_pixel_diffusion(args):
     print(f"model saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
 
 
+def _train_upsampler(args):
+    from t2i.cascade.train import train_upsampler
+    from t2i.config import load_config
+
+    model = train_upsampler(load_config(args.config), args.data, args.base, args.out, args.cache)
+    print(f"cascade saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
+
+
 def _train_gan(args):
     from t2i.config import load_config
     from t2i.gan.train import train_gan
@@ -143,7 +151,11 @@ def _eval_autoencoder(args):
     from t2i.eval.autoencoder import evaluate_autoencoder
 
     out = args.out or f"{args.model.rstrip('/')}-eval"
-    metrics = evaluate_autoencoder(args.model, args.data, args.split, out, classifier_dir=args.classifier)
+    _print_metrics(evaluate_autoencoder(args.model, args.data, args.split, out, classifier_dir=args.classifier))
+    print(f"reconstruction grid and metrics.json in {out}")
+
+
+def _print_metrics(metrics: dict) -> None:
     print(
         "\n".join(
             f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
@@ -151,7 +163,17 @@ def _eval_autoencoder(args):
             if not isinstance(v, dict)
         )
     )
-    print(f"reconstruction grid and metrics.json in {out}")
+
+
+def _eval_upsampler(args):
+    from t2i.cascade.settings import CascadeSettings
+    from t2i.eval.upsampler import evaluate_upsampler
+
+    out = args.out or f"{args.model.rstrip('/')}-upsampler-eval"
+    settings = CascadeSettings.of_model(args.model).override(noise_level=args.noise_level)
+    metrics = evaluate_upsampler(args.model, args.data, args.split, args.n, out, args.classifier, settings)
+    _print_metrics(metrics)
+    print(f"grid (bicubic, upsampler, originals) and metrics.json in {out}")
 
 
 def _eval_train_classifier(args):
@@ -512,6 +534,11 @@ def _train_commands(commands) -> None:
     p.add_argument("--cache", default=None, help=captions)
     p.add_argument("--overfit-batch", action="store_true", help="sanity check: train on one batch only")
     p.set_defaults(func=_train_pixel_diffusion)
+    p = train.add_parser("upsampler", help="milestone: a cascade's diffusion upsampler over a low-resolution base")
+    _add_run_flags(p, "family: cascade config (configs/milestones/cascade.yaml)", run)
+    p.add_argument("--base", required=True, help="the base model: a pixel-diffusion folder at upsampler.low_resolution")
+    p.add_argument("--cache", default=None, help=captions)
+    p.set_defaults(func=_train_upsampler)
     p = train.add_parser("gan", help="milestone: GAN-CLS, a text-conditional DCGAN (resumes from OUT/checkpoints)")
     _add_run_flags(p, "family: gan config (configs/milestones/gan.yaml)", run)
     p.add_argument("--cache", default=None, help=captions)
@@ -536,6 +563,15 @@ def _eval_commands(commands) -> None:
     p.add_argument("--out", default=None, help="folder for the grid and metrics.json (None: MODEL-eval)")
     p.add_argument("--classifier", default=None, help="attribute classifier: its accuracy on the reconstructions")
     p.set_defaults(func=_eval_autoencoder)
+    p = evaluate.add_parser("upsampler", help="a cascade's upsampler on real low-resolution images, against bicubic")
+    p.add_argument("--model", required=True, help="cascade folder (t2i train upsampler)")
+    p.add_argument("--data", required=True, help="dataset folder or manifest")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--n", type=bounded(int, 1, 100000), default=256, help="images (the split's first n)")
+    p.add_argument("--noise-level", type=bounded(int, 0, 999), default=None, help="None: the model's default")
+    p.add_argument("--out", default=None, help="folder for the grid and metrics.json (None: MODEL-upsampler-eval)")
+    p.add_argument("--classifier", default=None, help="attribute classifier: its accuracy on each")
+    p.set_defaults(func=_eval_upsampler)
 
     p = evaluate.add_parser("train-classifier", help="the attribute classifier that evaluation uses as its referee")
     p.add_argument("--data", required=True, help="dataset folder with an attribute file (trained on its train split)")

@@ -85,7 +85,10 @@ class AutoencoderTrainConfig(TrainConfig):
     l1_weight: float = ranged(1.0, 0)  # |x - x̂|
     l2_weight: float = ranged(0.0, 0)  # (x - x̂)²
     kl_weight: float = ranged(1e-6, 0)  # KL(q(z|x) || N(0, I)) for kind kl
-    vq_commitment: float = ranged(0.25, 0)  # codebook + β·commitment loss for kind vq
+    vq_commitment: float = ranged(0.25, 0)  # vq: β of diffusers' quantizer loss ‖z_e − sg[e]‖² + β·‖sg[z_e] − e‖²
+    vq_restart_every: int = ranged(
+        0, 0
+    )  # vq: every N steps, codes unused since the last restart move onto encoder outputs (0: never)
     gumbel_tau_start: float = ranged(1.0, above=0)  # dvae: Gumbel-softmax temperature τ at step 0 (DALL-E: 1)
     gumbel_tau_end: float = ranged(1 / 16, above=0)  # dvae: τ after the annealing (DALL-E: 1/16)
     gumbel_anneal_steps: int | None = ranged(None, 1)  # dvae: steps of the cosine (in log τ) annealing; None = all
@@ -269,6 +272,23 @@ class LatentDiffusionConfig(PixelDiffusionConfig):
 
 
 @dataclass
+class UpsamplerConfig:
+    low_resolution: int = ranged(32, 4)  # the base model's image size: its images, upsampled (bicubic) to
+    # data.image_size, are the upsampler's condition
+    max_noise_level: int = ranged(250, 0)  # training noises the condition to a level s ~ U{0..max} of diffusion's
+    # schedule, given to the UNet as a class label (noise-conditioning augmentation; diffusers' x4 upscaler: 350)
+
+
+@dataclass
+class CascadeConfig(PixelDiffusionConfig):
+    """Low resolution + upsample: a pixel-diffusion base model at upsampler.low_resolution (its own folder), then
+    a text-conditioned diffusion upsampler to data.image_size (this config's unet, diffusion, diffusion_training)."""
+
+    family: FamilyName = "cascade"
+    upsampler: UpsamplerConfig = field(default_factory=UpsamplerConfig)
+
+
+@dataclass
 class GANFamilyConfig(Config):
     """GAN-CLS: a text-conditional DCGAN."""
 
@@ -306,6 +326,7 @@ class PixelCNNFamilyConfig(TokenFamilyConfig):
 FAMILY_CONFIGS = {
     "latent-diffusion": LatentDiffusionConfig,
     "pixel-diffusion": PixelDiffusionConfig,
+    "cascade": CascadeConfig,
     "gan": GANFamilyConfig,
     "vq-transformer": VQTransformerConfig,
     "pixelcnn": PixelCNNFamilyConfig,
@@ -467,6 +488,25 @@ def _consistency_rules(config: Config) -> list[tuple[str, bool, str]]:
                 "must divide every entry of autoencoder.channels",
             ),
         ]
+    if hasattr(config, "upsampler"):
+        up = config.upsampler
+        rules += [
+            (
+                "upsampler.low_resolution",
+                up.low_resolution < d.image_size and d.image_size % up.low_resolution == 0,
+                f"must divide data.image_size ({d.image_size}) and be smaller",
+            ),
+            (
+                "upsampler.max_noise_level",
+                up.max_noise_level < config.diffusion.num_train_timesteps,
+                "must be below diffusion.num_train_timesteps",
+            ),
+            (
+                "unet.pooled_text",
+                not config.unet.pooled_text,
+                "must be false (the class label carries the noise level)",
+            ),
+        ]
     if hasattr(config, "unet"):
         rules += _unet_rules(config)
     if config.family == "gan":
@@ -557,7 +597,10 @@ def validate(config: Config) -> None:
 def require_family(config: Config, family: str) -> None:
     """A ValueError when a trainer is given another family's config (each family has its own command)."""
     if config.family != family:
-        commands = {"latent-diffusion": "autoencoder` then `t2i train diffusion", "vq-transformer": "prior"}
+        commands = {
+            "latent-diffusion": "autoencoder` then `t2i train diffusion",
+            "cascade": "pixel-diffusion` (the base) then `t2i train upsampler",
+        }
         command = commands.get(config.family, "prior" if config.family in TOKEN_FAMILIES else config.family)
         raise ValueError(f"this config is for the {config.family} family: train it with `t2i train {command}`")
 

@@ -3,6 +3,7 @@
     family            what it is                                           trained by
     latent-diffusion  UNet denoising autoencoder latents (Stable Diffusion)  t2i train autoencoder + diffusion
     pixel-diffusion   the same UNet denoising 64×64×3 pixels (DDPM)          t2i train pixel-diffusion
+    cascade           pixel DDPM at low resolution + a diffusion upsampler   t2i train pixel-diffusion + upsampler
     gan               GAN-CLS: DCGAN generator on noise + sentence embedding  t2i train gan
     vq-transformer    a transformer over VQ image tokens (DALL-E's idea)     t2i train autoencoder (vq/dvae) + prior
     pixelcnn          a gated PixelCNN over the code grid (VQ-VAE's prior)   t2i train autoencoder (vq/dvae) + prior
@@ -41,6 +42,7 @@ class Family(NamedTuple):
 FAMILIES = {
     "latent-diffusion": Family("t2i.pipeline:Text2ImagePipeline", "t2i.diffusion.settings:SamplingSettings"),
     "pixel-diffusion": Family("t2i.pipeline:Text2ImagePipeline", "t2i.diffusion.settings:SamplingSettings"),
+    "cascade": Family("t2i.cascade.pipeline:CascadePipeline", "t2i.cascade.settings:CascadeSettings"),
     "gan": Family("t2i.gan.pipeline:GANPipeline", "t2i.gan.settings:GANSettings"),
     "vq-transformer": Family(
         "t2i.vq_transformer.pipeline:VQTransformerPipeline", "t2i.vq_transformer.settings:TokenSamplingSettings"
@@ -76,11 +78,13 @@ def model_family(model_dir: str | Path) -> str:
 
 
 def trained_parameters(pipe) -> int:
-    """The parameters of every network a pipeline holds but its frozen text encoder."""
+    """The parameters of every network a pipeline holds (and the pipelines it holds: a cascade's stages) but its
+    frozen text encoders."""
     import torch
 
-    networks = [m for m in vars(pipe).values() if isinstance(m, torch.nn.Module) and m is not pipe.text_encoder]
-    return sum(p.numel() for m in networks for p in m.parameters())
+    values = [v for v in vars(pipe).values() if v is not pipe.text_encoder]
+    networks = sum(p.numel() for m in values if isinstance(m, torch.nn.Module) for p in m.parameters())
+    return networks + sum(trained_parameters(v) for v in values if hasattr(v, "text_encoder"))
 
 
 def load_pipeline(model_dir: str | Path, device: str = "cpu"):

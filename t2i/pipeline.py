@@ -362,7 +362,7 @@ class Text2ImagePipeline:
         """2. The sampler's timesteps, then the noise ε and z_T = σ_max ε (the initial sigma depends on them)."""
         sampler.set_timesteps(request.settings.steps, device=self.device)
         size = self.unet.config.sample_size
-        shape = (request.copies * request.batch, self.unet.config.in_channels, size, size)
+        shape = (request.copies * request.batch, self.unet.config.out_channels, size, size)
         noise = randn_tensor(shape, generator=generator, dtype=torch.float32).to(self.device, self.unet.dtype)
         return noise, noise * sampler.init_noise_sigma
 

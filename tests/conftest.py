@@ -90,6 +90,22 @@ def tiny_pixel(tmp_path_factory, tiny_faces, text_cache_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_cascade(tmp_path_factory, tiny_faces, text_cache_dir):
+    """A tiny cascade (`t2i train upsampler --config configs/cascade-tiny.yaml`, 12 steps, 16 → 32) over a 16×16
+    base (configs/cascade-base-tiny.yaml, 10 steps): its model folder."""
+    from t2i.cli import main
+    from t2i.config import load_config
+    from t2i.pixel_diffusion.train import train_pixel_diffusion
+
+    base_config = load_config("configs/cascade-base-tiny.yaml")
+    base = train_pixel_diffusion(base_config, tiny_faces, tmp_path_factory.mktemp("cascade_base"), text_cache_dir)
+    out = tmp_path_factory.mktemp("cascade")
+    argv = ["train", "upsampler", "--config", "configs/cascade-tiny.yaml", "--data", str(tiny_faces)]
+    assert main([*argv, "--base", str(base), "--out", str(out), "--cache", str(text_cache_dir)]) == 0
+    return out / "model"
+
+
+@pytest.fixture(scope="session")
 def tiny_vq(tmp_path_factory, tiny_faces, text_cache_dir):
     """A tiny VQ autoencoder, its token cache and a tiny token transformer (configs/vq-tiny.yaml):
     (model folder, vq folder, cache folder)."""

@@ -14,10 +14,11 @@ from t2i.serve import ServeLimits, create_app
 
 
 def test_each_folder_says_its_family_and_loads_with_one_call(
-    tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tmp_path
+    tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_cascade, tmp_path
 ):
-    families = [model_family(m) for m in (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0], tiny_pixelcnn)]
-    assert families == ["latent-diffusion", "pixel-diffusion", "gan", "vq-transformer", "pixelcnn"]
+    folders = (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0], tiny_pixelcnn, tiny_cascade)
+    families = [model_family(m) for m in folders]
+    assert families == ["latent-diffusion", "pixel-diffusion", "gan", "vq-transformer", "pixelcnn", "cascade"]
     old = tmp_path / "old"  # written before the seam: no saved config, latent diffusion
     shutil.copytree(tiny_model, old, ignore=shutil.ignore_patterns("t2i_config.yaml"))
     assert model_family(old) == "latent-diffusion"
@@ -31,10 +32,20 @@ def test_each_folder_says_its_family_and_loads_with_one_call(
 
 
 def test_every_command_takes_every_family(
-    tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle, tiny_classifier, tiny_faces, tmp_path, capsys
+    tiny_pixel,
+    tiny_gan,
+    tiny_vq,
+    tiny_pixelcnn,
+    tiny_dalle,
+    tiny_cascade,
+    tiny_classifier,
+    tiny_faces,
+    tmp_path,
+    capsys,
 ):
     families = [
         (tiny_pixel, False),
+        (tiny_cascade, False),
         (tiny_gan, False),
         (tiny_vq[0], True),
         (tiny_pixelcnn, True),

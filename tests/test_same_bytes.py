@@ -45,7 +45,7 @@ def _png_sha256(image: Image.Image) -> str:
     return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
-def _draws(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle) -> dict[str, str]:
+def _draws(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle, tiny_cascade) -> dict[str, str]:
     """name -> the SHA-256 of each PNG drawn."""
     hashes = {}
     for name, folder in (("demo", "weights/demo"), ("latent", tiny_model), ("pixel", tiny_pixel)):
@@ -53,7 +53,7 @@ def _draws(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle)
         pipe.mixed_precision = "no"
         hashes[name] = _png_sha256(pipe(PROMPT, seed=3, num_inference_steps=4)[0])
     token_families = (("vq", tiny_vq[0]), ("pixelcnn", tiny_pixelcnn), ("dalle", tiny_dalle[0]))
-    for name, folder in (("gan", tiny_gan), *token_families):
+    for name, folder in (("gan", tiny_gan), ("cascade", tiny_cascade), *token_families):
         hashes[name] = _png_sha256(t2i.load_pipeline(folder)(PROMPT, seed=3)[0])
     pipe = t2i.load_pipeline(tiny_model)
     pipe.mixed_precision = "no"
@@ -72,8 +72,10 @@ def _draws(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle)
     return hashes
 
 
-def test_every_family_draws_the_recorded_bytes(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle):
-    hashes = _draws(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle)
+def test_every_family_draws_the_recorded_bytes(
+    tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle, tiny_cascade
+):
+    hashes = _draws(tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_dalle, tiny_cascade)
     recorded = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
     machine = _machine()
     if os.environ.get("T2I_RECORD_GOLDEN") == "1":

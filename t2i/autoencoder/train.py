@@ -15,6 +15,7 @@ from accelerate.utils import extract_model_from_parallel
 from diffusers import VQModel
 from diffusers.optimization import get_scheduler
 
+from t2i.autoencoder.codebook import DeadCodeRestarts
 from t2i.autoencoder.dvae import DiscreteVAE, gumbel_temperature, kl_to_uniform
 from t2i.autoencoder.losses import LPIPS, PatchDiscriminator, adaptive_weight, hinge_d_loss, reconstruction_loss
 from t2i.autoencoder.model import build_autoencoder, encode, reconstruct
@@ -29,7 +30,7 @@ def autoencoder_losses(model, x: torch.Tensor, config: Config, lpips: LPIPS | No
     tc = config.autoencoder_training
     if isinstance(model, VQModel):
         h = model.encode(x).latents
-        out = model.decode(h)  # quantizes; commit_loss = codebook + β·commitment (means over latents)
+        out = model.decode(h)  # quantizes; commit_loss = commitment + β·codebook (means over latents)
         x_hat, regularizer = out.sample, out.commit_loss.mean() * h[0].numel()
     elif isinstance(extract_model_from_parallel(model), DiscreteVAE):  # DDP wraps it with several processes
         x_hat, logits = model(x, gumbel_temperature_at(step, tc))  # the decoder of a Gumbel-softmax sample
@@ -118,6 +119,12 @@ class AutoencoderTask(TrainingTask):
             "schedule": self.lr_schedule,
             "rng": GlobalRNG(),
         }
+        self.restarts = None
+        if isinstance(self.model, VQModel):
+            self.model.quantize.beta = tc.vq_commitment
+            if tc.vq_restart_every:
+                self.restarts = self.parts["code_uses"] = DeadCodeRestarts(self.model, tc.vq_restart_every, tc.steps)
+                self.curves = (*self.curves, "codes")
 
     def prepare(self, run: Run, step: int) -> None:
         tc, accelerator = self.tc, run.accelerator
@@ -161,7 +168,12 @@ class AutoencoderTask(TrainingTask):
             self.opt_d.zero_grad(set_to_none=True)
             accelerator.backward(d_loss)
             self.opt_d.step()
-        return {"rec": nll / x[0].numel(), "reg": regularizer, "g": g_loss, "d": d_loss}
+        losses = {"rec": nll / x[0].numel(), "reg": regularizer, "g": g_loss, "d": d_loss}
+        if self.restarts is not None:
+            losses["codes"] = self.restarts.codes_in_batch
+            if restarted := self.restarts.after_step(step, accelerator):
+                losses["restarted"] = (torch.tensor(float(restarted), device=x.device), 1)
+        return losses
 
     def sample(self, step: int, folder: Path) -> None:
         reconstruction_grid(self.model.eval(), self.val_x.to(self.run.device), folder / f"recon-{step:07d}.png")

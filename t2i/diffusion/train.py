@@ -223,7 +223,7 @@ class DenoiserTask(TrainingTask):
             (2 ** (len(vae.config.block_out_channels) - 1), vae.config.latent_channels) if vae else (1, 3)
         )
         size = self.config.data.image_size // factor
-        self.unet = build_unet(self.config.unet, channels, size, self.text_encoder.hidden_size)
+        self.unet = self.build_unet(channels, size)
         if tc.channels_last:
             self.unet.to(memory_format=torch.channels_last)
         self.trained = list(self.unet.parameters()) + (
@@ -248,8 +248,11 @@ class DenoiserTask(TrainingTask):
         if self.jointly_trained:
             self.parts["text_encoder"] = self.text_encoder
 
+    def build_unet(self, channels: int, size: int):
+        return build_unet(self.config.unet, channels, size, self.text_encoder.hidden_size)
+
     def check_resume(self, path: Path, state: dict) -> None:
-        for option, prefix in (("pooled_text", "class_embedding."), ("sentence_tokens", "encoder_hid_proj.")):
+        for option, prefix in (("pooled_text", "class_embedding.linear_1."), ("sentence_tokens", "encoder_hid_proj.")):
             in_checkpoint = any(k.startswith(prefix) for k in state["unet"])
             in_config = getattr(self.config.unet, option)
             if in_checkpoint != in_config:

@@ -8,8 +8,12 @@ from diffusers import UNet2DConditionModel
 from t2i.config import UNetConfig
 
 
-def build_unet(config: UNetConfig, latent_channels: int, latent_size: int, cross_attention_dim: int):
-    """An untrained UNet; cross-attention width = the text encoder's hidden size. The sentence embedding's
+def build_unet(
+    config: UNetConfig, latent_channels: int, latent_size: int, cross_attention_dim: int, upsampler_levels: int = 0
+):
+    """An untrained UNet; cross-attention width = the text encoder's hidden size. `upsampler_levels` > 0: a
+    cascade's upsampler, which reads [x_t ; its condition] (twice the channels) and takes the condition's noise
+    level as a class label (one learned embedding per level, as diffusers' x4 upscaler). The sentence embedding's
     projection (pooled_text) starts at zero, so a new UNet starts as one without it and learns how much to use.
     With sentence_tokens the sentence embedding also becomes 10 context tokens ahead of the caption's (diffusers'
     text_image_proj, Kandinsky 2.1's way in for its image embedding; both through a learned linear layer)."""
@@ -21,7 +25,7 @@ def build_unet(config: UNetConfig, latent_channels: int, latent_size: int, cross
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention))
     unet = UNet2DConditionModel(
         sample_size=latent_size,
-        in_channels=latent_channels,
+        in_channels=latent_channels * (2 if upsampler_levels else 1),
         out_channels=latent_channels,
         down_block_types=down,
         up_block_types=up,
@@ -33,6 +37,7 @@ def build_unet(config: UNetConfig, latent_channels: int, latent_size: int, cross
         # pooled_text: class_labels = the sentence embedding, through Linear-SiLU-Linear, + the time embedding
         class_embed_type="projection" if config.pooled_text else None,
         projection_class_embeddings_input_dim=cross_attention_dim if config.pooled_text else None,
+        num_class_embeds=upsampler_levels or None,  # an upsampler's: class_labels = the noise level s
         # sentence_tokens: context = [W_s s(y) as 10 tokens; W_t τθ(y)]
         encoder_hid_dim_type="text_image_proj" if config.sentence_tokens else None,
         encoder_hid_dim=cross_attention_dim if config.sentence_tokens else None,
@@ -55,8 +60,11 @@ def sentence_token_count(unet) -> int:
 
 
 def denoise(unet, z_t: torch.Tensor, t, condition: dict[str, torch.Tensor]) -> torch.Tensor:
-    """εθ(z_t, t, τθ(y)) for the text inputs of t2i.text.unet_condition, passed as diffusers' UNet takes them."""
+    """εθ(z_t, t, τθ(y)) for the text inputs of t2i.text.unet_condition, passed as diffusers' UNet takes them (an
+    upsampler's condition too: `low_resolution`, and its noise level as `class_labels`)."""
     sentence = {"image_embeds": condition["image_embeds"]} if "image_embeds" in condition else None
+    if "low_resolution" in condition:  # a cascade's upsampler reads [x_t ; up(x_lr) noised to level s]
+        z_t = torch.cat([z_t, condition["low_resolution"].to(z_t.dtype)], 1)
     return unet(
         z_t,
         t,

@@ -43,6 +43,22 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return s.flatten(1).mean(1).float()
 
 
+def classifier_accuracies(classifier, predictions: dict[str, list[torch.Tensor]], labels: torch.Tensor) -> dict:
+    """classifier_accuracy_NAME (and _per_attribute) of each name's predicted batches against the dataset's
+    attribute labels (±1; 0 = unlabelled, left out)."""
+    truth = labels[:, [CELEBA_ATTRIBUTES.index(a) for a in classifier.attributes]]
+    known = (truth != 0).float()
+    metrics = {}
+    for name, predicted in predictions.items():
+        correct = (torch.cat(predicted) == truth).float() * known
+        metrics[f"classifier_accuracy_{name}"] = (correct.sum() / known.sum()).item()
+        per_attribute = (correct.sum(0) / known.sum(0)).tolist()
+        metrics[f"classifier_accuracy_{name}_per_attribute"] = dict(
+            zip(classifier.attributes, per_attribute, strict=True)
+        )
+    return metrics
+
+
 @torch.no_grad()
 def evaluate_autoencoder(
     model_dir: str | Path,
@@ -92,16 +108,8 @@ def evaluate_autoencoder(
         metrics["codebook_perplexity"] = torch.exp(-(p[p > 0] * p[p > 0].log()).sum()).item()
         metrics["codebook_used_share"] = (counts > 0).float().mean().item()
     if classifier is not None:
-        columns = [CELEBA_ATTRIBUTES.index(a) for a in classifier.attributes]
-        truth = torch.cat(labels)[:, columns]
-        known = (truth != 0).float()  # 0: no label for this image and attribute
-        for name, predicted in (("originals", originals), ("reconstructions", reconstructions)):
-            correct = (torch.cat(predicted) == truth).float() * known
-            metrics[f"classifier_accuracy_{name}"] = (correct.sum() / known.sum()).item()
-            per_attribute = (correct.sum(0) / known.sum(0)).tolist()
-            metrics[f"classifier_accuracy_{name}_per_attribute"] = dict(
-                zip(classifier.attributes, per_attribute, strict=True)
-            )
+        predictions = {"originals": originals, "reconstructions": reconstructions}
+        metrics |= classifier_accuracies(classifier, predictions, torch.cat(labels))
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

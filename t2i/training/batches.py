@@ -68,12 +68,17 @@ def train_rows(cache) -> list[int]:
     return [i for i, r in enumerate(cache.records) if r["split"] == "train"]
 
 
-def held_out_captions(cache, n: int) -> list[str]:
-    """The first caption of n images the model does not train on (val, then test, then train split): the
-    sample grid's default prompts, in the dataset's own words."""
+def held_out_rows(cache, n: int) -> list[int]:
+    """The rows of n images the model does not train on (val, then test, then train split, each by id)."""
     order = {"val": 0, "test": 1, "train": 2}
-    records = sorted(cache.records, key=lambda r: (order[r["split"]], r["id"]))
-    return [r["captions"][0] for r in records[:n]]
+    return sorted(range(len(cache.records)), key=lambda i: (order[cache.records[i]["split"]], cache.records[i]["id"]))[
+        :n
+    ]
+
+
+def held_out_captions(cache, n: int) -> list[str]:
+    """The first caption of the held_out_rows: the sample grid's default prompts, in the dataset's own words."""
+    return [cache.records[i]["captions"][0] for i in held_out_rows(cache, n)]
 
 
 def sample_prompts(tc, cache) -> list[str]:

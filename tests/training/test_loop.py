@@ -82,7 +82,8 @@ def test_a_nan_loss_stops_naming_the_steps_and_keeps_the_last_checkpoint(tmp_pat
 
 
 def test_every_family_writes_tensorboard_scalars(
-    trained_tiny, tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn
+    trained_tiny, tiny_model, tiny_pixel, tiny_gan, tiny_vq, tiny_pixelcnn, tiny_cascade
 ):
-    runs = [trained_tiny[1], *(Path(m).parent for m in (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0], tiny_pixelcnn))]
+    models = (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0], tiny_pixelcnn, tiny_cascade)
+    runs = [trained_tiny[1], *(Path(m).parent for m in models)]
     assert all(list((run / "logs").rglob("events.out.tfevents.*")) for run in runs)
