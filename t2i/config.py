@@ -191,14 +191,18 @@ class GANConfig:
     text_projection: int = ranged(128, 1)  # the sentence embedding is projected to this many features (Reed: 128)
     generator_channels: int = ranged(64, 1)  # width of the generator's last block; doubles per level down
     discriminator_channels: int = ranged(64, 1)  # width of the discriminator's first block; doubles per level down
+    spectral_norm: bool = False  # the discriminator's layers spectrally normalized, without BatchNorm (SN-GAN:
+    # its Lipschitz constant bounded, so its gradients cannot overwhelm the generator)
 
 
 @dataclass
 class GANTrainConfig(TrainConfig):
     steps: int = ranged(20000, 1)  # optimizer steps (each: one discriminator and one generator update)
     batch_size: int = ranged(64, 2)  # images per step (at least 2: the mismatched captions come from the batch)
-    lr: float = ranged(2e-4, above=0)  # Adam, both networks (DCGAN)
+    lr: float = ranged(2e-4, above=0)  # Adam, the generator (and the discriminator unless discriminator_lr)
+    discriminator_lr: float | None = ranged(None, above=0)  # Adam, the discriminator; None = lr (TTUR: 2-4× lr)
     beta1: float = ranged(0.5, 0, below=1)  # Adam β1 (DCGAN)
+    label_smoothing: float = ranged(0.0, 0, below=0.5)  # one-sided: real pairs' target is 1 − this (Salimans 2016: 0.1)
     interpolation_weight: float = ranged(1.0, 0)  # GAN-INT: generator term on embeddings halfway between captions
     captions_per_image: int | None = ranged(None, 1)  # train on the first K captions of each image (None = all)
     sample_prompts: tuple[str, ...] = ()  # prompts of the sample grid; () = first captions of 8 held-out images

@@ -5,7 +5,9 @@ caption's sentence embedding h = mean of the text encoder's token states (normal
     discriminator  image ─► (strided conv, BatchNorm, LeakyReLU)* ─► 4×4 features
                    [features ; φ'(h) tiled over 4×4] ─► 1×1 conv ─► 4×4 conv ─► logit
 
-φ and φ' are linear projections to `text_projection` features with a LeakyReLU (one per network).
+φ and φ' are linear projections to `text_projection` features with a LeakyReLU (one per network). With
+`spectral_norm`, every layer of the discriminator is divided by its largest singular value (SN-GAN, Miyato et al.
+2018; one power iteration per step) and its BatchNorms are left out.
 """
 
 from __future__ import annotations
@@ -57,22 +59,25 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, config: GANConfig, image_size: int, text_dim: int):
         super().__init__()
+        sn = config.spectral_norm
+        normalized = nn.utils.parametrizations.spectral_norm if sn else (lambda layer: layer)
+        norm = (lambda _: nn.Identity()) if sn else nn.BatchNorm2d
         width = config.discriminator_channels
-        layers = [nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers = [normalized(nn.Conv2d(3, width, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
         for _ in range(_levels(image_size) - 1):
             layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
+                normalized(nn.Conv2d(width, width * 2, 4, 2, 1, bias=sn)),
+                norm(width * 2),
                 nn.LeakyReLU(0.2, True),
             ]
             width *= 2
         self.features = nn.Sequential(*layers)
-        self.project = _projection(text_dim, config.text_projection)
+        self.project = nn.Sequential(normalized(nn.Linear(text_dim, config.text_projection)), nn.LeakyReLU(0.2))
         self.judge = nn.Sequential(
-            nn.Conv2d(width + config.text_projection, width, 1, bias=False),
-            nn.BatchNorm2d(width),
+            normalized(nn.Conv2d(width + config.text_projection, width, 1, bias=sn)),
+            norm(width),
             nn.LeakyReLU(0.2, True),
-            nn.Conv2d(width, 1, 4, 1, 0),
+            normalized(nn.Conv2d(width, 1, 4, 1, 0)),
         )
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -85,7 +90,8 @@ class Discriminator(nn.Module):
 def init_weights(module: nn.Module) -> None:
     """DCGAN's initialization: convolutions N(0, 0.02), BatchNorm scale N(1, 0.02) and shift 0."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        spectral = nn.utils.parametrize.is_parametrized(module, "weight")  # W / σ(W): initialize W itself
+        nn.init.normal_(module.parametrizations.weight.original if spectral else module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d):

@@ -27,10 +27,11 @@ from t2i.training.batches import BatchPlan, caption_cache, sample_prompts, step_
 from t2i.training.loop import Run, TrainingTask, start_run, train
 
 
-def discriminator_loss(discriminator, x, h, h_wrong, fake) -> torch.Tensor:
-    """L_D: real images with their captions are real; with another image's caption, or generated, are fake."""
+def discriminator_loss(discriminator, x, h, h_wrong, fake, label_smoothing: float = 0.0) -> torch.Tensor:
+    """L_D: real images with their captions are real (target 1 − label_smoothing); with another image's caption,
+    or generated, are fake."""
     real, wrong, generated = discriminator(x, h), discriminator(x, h_wrong), discriminator(fake.detach(), h)
-    return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + 0.5 * (
+    return F.binary_cross_entropy_with_logits(real, torch.full_like(real, 1 - label_smoothing)) + 0.5 * (
         F.binary_cross_entropy_with_logits(wrong, torch.zeros_like(wrong))
         + F.binary_cross_entropy_with_logits(generated, torch.zeros_like(generated))
     )
@@ -76,7 +77,8 @@ class GANTask(TrainingTask):
         self.generator.apply(init_weights)
         self.discriminator.apply(init_weights)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999))
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999))
+        lr_d = tc.discriminator_lr or tc.lr
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=(tc.beta1, 0.999))
         self.parts = {
             "generator": self.generator,
             "discriminator": self.discriminator,
@@ -95,7 +97,7 @@ class GANTask(TrainingTask):
         z = torch.randn(len(x), self.config.gan.noise_dim, generator=gen).to(self.device)
         z_int = torch.randn(len(x), self.config.gan.noise_dim, generator=gen).to(self.device)
         fake = self.generator(z, h)
-        loss_d = discriminator_loss(self.discriminator, x, h, h_wrong, fake)
+        loss_d = discriminator_loss(self.discriminator, x, h, h_wrong, fake, self.tc.label_smoothing)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()

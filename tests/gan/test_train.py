@@ -65,9 +65,13 @@ def test_trained_folder_generates_the_same_bytes_and_says_its_family(tiny_gan, t
     assert main(["generate", "a hat", "--model", str(tiny_gan), "--steps", "3", "--out", str(tmp_path)]) == 2
 
 
-def test_resume_continues_exactly(tiny_faces, text_cache_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("stabilised", [False, True])
+def test_resume_continues_exactly(stabilised, tiny_faces, text_cache_dir, tmp_path, monkeypatch):
     config = load_config("configs/gan-tiny.yaml")
     config.gan_training = dataclasses.replace(config.gan_training, steps=12, checkpoint_every=6, sample_every=100)
+    if stabilised:  # spectral norm's power-iteration vectors, the smoothed labels and D's own LR resume as well
+        config.gan = dataclasses.replace(config.gan, spectral_norm=True)
+        config.gan_training = dataclasses.replace(config.gan_training, label_smoothing=0.1, discriminator_lr=4e-4)
     straight = train_gan(config, tiny_faces, tmp_path / "straight", text_cache_dir)
 
     def save_then_die(root, step, state, keep):  # the checkpoint at step 6 is written, then the run dies
@@ -81,6 +85,24 @@ def test_resume_continues_exactly(tiny_faces, text_cache_dir, tmp_path, monkeypa
     monkeypatch.undo()
     resumed = train_gan(config, tiny_faces, tmp_path / "resumed", text_cache_dir)
     assert (straight / "generator.safetensors").read_bytes() == (resumed / "generator.safetensors").read_bytes()
+    if stabilised:
+        from t2i.checkpoint import load_checkpoint
+
+        state = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "step-0000012")
+        assert state["opt_d"]["param_groups"][0]["lr"] == 4e-4 and state["opt_g"]["param_groups"][0]["lr"] == 2e-4
+        assert any(k.endswith("parametrizations.weight.original") for k in state["discriminator"])
+
+
+def test_label_smoothing_moves_the_real_target():
+    x, h = torch.zeros(2, 3, 16, 16), torch.zeros(2, 6)
+
+    def judge(images, text):  # logit 2 for every pair: L = BCE(2, target) + 0.5 (BCE(2, 0) + BCE(2, 0))
+        return torch.full((len(images),), 2.0)
+
+    plain, smoothed = discriminator_loss(judge, x, h, h, x), discriminator_loss(judge, x, h, h, x, 0.1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    target = torch.tensor([2.0])
+    assert smoothed - plain == pytest.approx((bce(target, torch.tensor([0.9])) - bce(target, torch.ones(1))).item())
 
 
 def test_bad_input_is_a_clear_error(tiny_faces, text_cache_dir, tmp_path, monkeypatch):
