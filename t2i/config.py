@@ -73,6 +73,8 @@ class TrainConfig:
     sample_every: int = ranged(500, 1)  # steps between sample grids and loss plots
     checkpoint_every: int = ranged(500, 1)  # steps between checkpoints
     keep_checkpoints: int = ranged(3, 1)  # how many checkpoints to keep
+    snapshot_every: int | None = ranged(None, 1)  # steps between model folders kept along the way
+    # (OUT/snapshots/step-N: what the milestones curves score); None: only the final one
 
 
 @dataclass

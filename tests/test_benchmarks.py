@@ -82,3 +82,22 @@ def test_autoencoder_recipes_smoke(tmp_path):
 def test_threads_under_load_smoke():
     result = _run("threads_under_load.py")
     assert result["beside_one_busy_process"]["speedup_1_thread_over_all"]["median"] > 0
+
+
+def test_milestones_curve_scores_every_snapshot(tiny_faces, tiny_classifier, text_cache_dir, tmp_path):
+    import dataclasses
+    import importlib.util
+
+    from t2i.config import load_config
+    from t2i.pixel_diffusion.train import train_pixel_diffusion
+
+    config = load_config("configs/cascade-base-tiny.yaml")
+    config.diffusion_training = dataclasses.replace(config.diffusion_training, snapshot_every=4)
+    train_pixel_diffusion(config, tiny_faces, tmp_path / "pixel16", text_cache_dir)
+    spec = importlib.util.spec_from_file_location("milestones_curve", BENCHMARKS / "milestones_curve.py")
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    curves = curve.main(tmp_path / "out", [tmp_path / "pixel16"], tiny_faces, tiny_classifier[0], n_prompts=4)
+    assert [p["images_seen"] for p in curves["pixel16"]] == [32, 64, 80]  # snapshots at 4 and 8 steps of 8, then 10
+    assert all(0 <= p["alignment"] <= 1 and p["frechet_distance"] > 0 for p in curves["pixel16"])
+    assert (tmp_path / "out" / "curves.png").is_file()

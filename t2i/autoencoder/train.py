@@ -187,6 +187,7 @@ class AutoencoderTask(TrainingTask):
         self.model.save_pretrained(folder, safe_serialization=True)
         save_config(self.config, folder / "t2i_config.yaml")
         self.run.accelerator.print(f"latent scaling factor {scale:.5f}; saved {folder}")
+        self.model.train()  # training may go on (a snapshot)
 
 
 def train_autoencoder(config: Config, data_dir: str | Path, out_dir: str | Path) -> Path:

@@ -350,8 +350,10 @@ class DenoiserTask(TrainingTask):
 
     def save_model(self, folder: Path) -> None:
         """The EMA UNet, the autoencoder (latent diffusion), the noise schedule, the text encoder, our config."""
+        self.ema.store(self.unet.parameters())
         self.ema.copy_to(self.unet.parameters())
         self.unet.save_pretrained(folder / "unet", safe_serialization=True)
+        self.ema.restore(self.unet.parameters())  # training goes on with its own weights (a snapshot)
         if self.autoencoder_dir:
             shutil.copytree(self.autoencoder_dir, folder / "vae", dirs_exist_ok=True)
         self.noise_scheduler.save_pretrained(folder / "scheduler")

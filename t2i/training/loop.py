@@ -191,6 +191,8 @@ def train(run: Run, task: TrainingTask) -> Path:
                     state = {"step": step, "history": history} | task.checkpoint_info()
                     state |= {name: part.state_dict() for name, part in task.parts.items()}
                     save_checkpoint(out / "checkpoints", step, state, tc.keep_checkpoints)
+            if tc.snapshot_every and step % tc.snapshot_every == 0 and not last and run.is_main:
+                task.save_model(out / "snapshots" / f"step-{step:07d}")  # a model folder along the way
             stop.stop_if_requested(step, tc.steps)
     progress.close()
     accelerator.end_training()

@@ -87,3 +87,24 @@ def test_every_family_writes_tensorboard_scalars(
     models = (tiny_model, tiny_pixel, tiny_gan, tiny_vq[0], tiny_pixelcnn, tiny_cascade)
     runs = [trained_tiny[1], *(Path(m).parent for m in models)]
     assert all(list((run / "logs").rglob("events.out.tfevents.*")) for run in runs)
+
+
+def test_snapshots_are_model_folders_along_the_way_and_leave_training_as_it_was(tiny_faces, text_cache_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from t2i.config import load_config
+    from t2i.families import load_pipeline
+    from t2i.pixel_diffusion.train import train_pixel_diffusion
+
+    config = load_config("configs/cascade-base-tiny.yaml")  # 16×16 pixels: the EMA weights are what is saved
+    plain = train_pixel_diffusion(config, tiny_faces, tmp_path / "plain", text_cache_dir)
+    config.diffusion_training = dataclasses.replace(config.diffusion_training, snapshot_every=4)
+    snapped = train_pixel_diffusion(config, tiny_faces, tmp_path / "snapped", text_cache_dir)
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    a, b = load_file(plain / weights), load_file(snapped / weights)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    snapshots = tmp_path / "snapped" / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step-0000004", "step-0000008"]  # the last is the model
+    early = load_file(snapshots / "step-0000004" / weights)
+    assert not all(torch.equal(early[k], b[k]) for k in b)
+    assert load_pipeline(snapshots / "step-0000008").image_size == 16
