@@ -15,10 +15,14 @@ from pathlib import Path
 
 from t2i.families import load_pipeline, trained_parameters
 
-FAMILIES = {  # run folder -> (name in the table, the stages of its training in times.txt)
+FAMILIES = {  # run folder under OUT -> (name in the table, the stages of its training in the times files)
     "gan": ("GAN-CLS", ["gan"]),
-    "vq": ("VQ tokens + transformer", ["vq-autoencoder", "vq-prior"]),
+    "tokens/vq-cross": ("VQ tokens + transformer, cross-attention", ["tokens/vq-autoencoder", "tokens/vq-cross-prior"]),
+    "tokens/vq-stream": ("VQ tokens + transformer, one stream", ["tokens/vq-autoencoder", "tokens/vq-stream-prior"]),
+    "tokens/dalle": ("DALL-E: discrete VAE + one stream", ["tokens/dvae-autoencoder", "tokens/dalle-prior"]),
+    "tokens/pixelcnn": ("VQ-VAE: VQ tokens + gated PixelCNN", ["tokens/vq-autoencoder", "tokens/pixelcnn-prior"]),
     "pixel": ("pixel-space DDPM", ["pixel"]),
+    "cascade": ("cascade: pixel DDPM 32×32 + upsampler", ["cascade-base", "cascade"]),
     "latent": ("latent diffusion", ["latent-autoencoder", "latent-unet"]),
 }
 PROMPTS = [line for line in Path("docs/milestones/prompts.txt").read_text().splitlines() if line]
@@ -34,15 +38,23 @@ def seconds_per_image(pipe) -> float:
     return statistics.median(runs)
 
 
+def eval_file(out: Path, folder: str) -> Path:
+    """Where `t2i eval alignment` wrote a run's scores: eval-RUN beside the run folder."""
+    return (out / folder).parent / f"eval-{Path(folder).name}" / "alignment.json"
+
+
 def main(out: Path) -> None:
-    times = dict(line.split() for line in (out / "times.txt").read_text().splitlines())
+    times = {}  # stage -> seconds; the token families' (benchmarks/token_families.sh) as tokens/STAGE
+    for prefix, path in (("", out / "times.txt"), ("tokens/", out / "tokens" / "times.txt")):
+        if path.is_file():
+            times |= {prefix + stage: seconds for stage, seconds in map(str.split, path.read_text().splitlines())}
     print("| family | trained parameters | training (wall, s) | s / image | alignment | seen | held-out | Fréchet |")
     print("|---|---|---|---|---|---|---|---|")
     for folder, (name, stages) in FAMILIES.items():
         if not (out / folder / "model").is_dir():
             continue
         pipe = load_pipeline(out / folder / "model")
-        result = json.loads((out / f"eval-{folder}" / "alignment.json").read_text())
+        result = json.loads(eval_file(out, folder).read_text())
         trained = " + ".join(times.get(stage, "?") for stage in stages)
         print(f"| {name} | {trained_parameters(pipe) / 1e6:.2f}M | {trained} | {seconds_per_image(pipe):.3f} | "
               f"{100 * result['alignment']:.1f}% | {100 * result['seen']:.1f}% | {100 * result['held_out']:.1f}% | "
@@ -51,7 +63,7 @@ def main(out: Path) -> None:
     print(f"\nreal test images: {100 * references['real_test']['alignment']:.1f}%; real train vs test Fréchet: "
           f"{next(iter(references['frechet_real_train_vs_test'].values())):.1f}")  # fmt: skip
     for folder in FAMILIES:
-        path = out / f"eval-{folder}" / "alignment.json"
+        path = eval_file(out, folder)
         if path.is_file():
             refs = json.loads(path.read_text())["references"]
             through = refs.get("real_through_autoencoder")

@@ -25,10 +25,11 @@ autoencoder() {  # autoencoder NAME CONFIG: train it, then its figures on the va
   timed "$1-eval-autoencoder" eval autoencoder --model "$OUT/$1-ae/vae" --data "$DATA" \
     --classifier weights/classifier --out "$OUT/$1-ae-eval"
 }
-prior() {  # prior NAME CONFIG AUTOENCODER: train it on the autoencoder's tokens, then score it
+prior() {  # prior NAME CONFIG AUTOENCODER: train it on the autoencoder's tokens, score it, draw the grid
   timed "$1-prior" train prior --config "$2" --data "$DATA" --autoencoder "$OUT/$3-ae/vae" --out "$OUT/$1" \
     --cache "$OUT/$3-cache"
   timed "$1-eval" eval alignment --model "$OUT/$1/model" --data "$DATA" --out "$OUT/eval-$1"
+  timed "$1-grid" generate --prompts-file docs/milestones/prompts.txt --n 4 --model "$OUT/$1/model" --out "$OUT/grid-$1"
 }
 [ -d "$DATA" ] || timed data data synth --out "$DATA" --n 20000 --size 64 --seed 0
 (autoencoder vq configs/milestones/vq.yaml && prior vq-cross configs/milestones/vq.yaml vq &&
