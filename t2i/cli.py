@@ -127,6 +127,13 @@ def _train_upsampler(args):
     print(f"cascade saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
 
 
+def _train_clip(args):
+    from t2i.clip.train import train_clip
+    from t2i.config import load_clip_config
+
+    print(f"CLIP saved to {train_clip(load_clip_config(args.config), args.data, args.out)}")
+
+
 def _train_gan(args):
     from t2i.config import load_config
     from t2i.gan.train import train_gan
@@ -163,6 +170,14 @@ def _print_metrics(metrics: dict) -> None:
             if not isinstance(v, dict)
         )
     )
+
+
+def _eval_clip(args):
+    from t2i.clip.score import evaluate_clip
+
+    out = args.out or f"{args.model.rstrip('/')}-eval"
+    _print_metrics(evaluate_clip(args.model, args.data, args.split, args.n, out, args.classifier))
+    print(f"metrics.json in {out}")
 
 
 def _eval_upsampler(args):
@@ -539,6 +554,9 @@ def _train_commands(commands) -> None:
     p.add_argument("--base", required=True, help="the base model: a pixel-diffusion folder at upsampler.low_resolution")
     p.add_argument("--cache", default=None, help=captions)
     p.set_defaults(func=_train_upsampler)
+    p = train.add_parser("clip", help="a CLIP dual encoder on the captions: text encoder and referee (resumes)")
+    _add_run_flags(p, "CLIP config (configs/clip.yaml)", "run folder: checkpoints/, samples/, logs/, clip/")
+    p.set_defaults(func=_train_clip)
     p = train.add_parser("gan", help="milestone: GAN-CLS, a text-conditional DCGAN (resumes from OUT/checkpoints)")
     _add_run_flags(p, "family: gan config (configs/milestones/gan.yaml)", run)
     p.add_argument("--cache", default=None, help=captions)
@@ -563,6 +581,14 @@ def _eval_commands(commands) -> None:
     p.add_argument("--out", default=None, help="folder for the grid and metrics.json (None: MODEL-eval)")
     p.add_argument("--classifier", default=None, help="attribute classifier: its accuracy on the reconstructions")
     p.set_defaults(func=_eval_autoencoder)
+    p = evaluate.add_parser("clip", help="a CLIP as referee on real images: R-precision, CLIP score, zero-shot")
+    p.add_argument("--model", required=True, help="CLIP folder (t2i train clip: RUN/clip)")
+    p.add_argument("--data", required=True, help="dataset folder with an attribute file")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--n", type=bounded(int, 2, 10**6), default=None, help="images (None: the whole split)")
+    p.add_argument("--out", default=None, help="folder for metrics.json (None: MODEL-eval)")
+    p.add_argument("--classifier", default=None, help="attribute classifier: its accuracy beside the zero-shot one")
+    p.set_defaults(func=_eval_clip)
     p = evaluate.add_parser("upsampler", help="a cascade's upsampler on real low-resolution images, against bicubic")
     p.add_argument("--model", required=True, help="cascade folder (t2i train upsampler)")
     p.add_argument("--data", required=True, help="dataset folder or manifest")

@@ -249,6 +249,30 @@ class TokenPriorTrainConfig(TrainConfig):
 
 
 @dataclass
+class ClipConfig:
+    """A CLIP-style dual encoder: a ViT trained from scratch, the text encoder's top layers, projections."""
+
+    patch_size: int = ranged(8, 1)  # the ViT's patches: (image_size / patch_size)² tokens
+    width: int = ranged(192, 1)  # the ViT's hidden size
+    layers: int = ranged(6, 1)  # ViT blocks
+    heads: int = 3  # ViT attention heads; must divide width
+    projection_dim: int = ranged(256, 1)  # the shared embedding space
+    text_trainable_layers: int = ranged(2, 0)  # the text tower's top layers (and pooler) trained; the rest frozen
+    # (LiT: a fully locked text tower works badly)
+
+
+@dataclass
+class ClipTrainConfig(TrainConfig):
+    steps: int = ranged(3000, 1)  # optimizer steps
+    batch_size: int = ranged(128, 2)  # image-caption pairs per step: each pair's negatives are the batch's others
+    lr: float = ranged(5e-4, above=0)  # AdamW peak LR of the image tower and the projections
+    text_lr: float = ranged(5e-5, above=0)  # AdamW peak LR of the text tower's trained layers
+    warmup_steps: int = ranged(200, 0)  # linear warm-up, then cosine to 0
+    weight_decay: float = ranged(0.1, 0)  # AdamW
+    captions_per_image: int | None = ranged(None, 1)  # train on the first K captions of each image (None = all)
+
+
+@dataclass
 class Config:
     """The sections every family's config has; each family's own class (FAMILY_CONFIGS) adds its sections."""
 
@@ -327,6 +351,18 @@ class PixelCNNFamilyConfig(TokenFamilyConfig):
     family: FamilyName = "pixelcnn"
     pixelcnn: PixelCNNConfig = field(default_factory=PixelCNNConfig)
     pixelcnn_training: TokenPriorTrainConfig = field(default_factory=TokenPriorTrainConfig)
+
+
+@dataclass
+class ContrastiveConfig:
+    """`t2i train clip`: the images and their captions, the text tower's start (text.path; None: the packaged
+    MiniLM) and length (text.max_tokens), the dual encoder, its training. Not a family: it draws nothing."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    caption_augment: CaptionAugmentConfig = field(default_factory=CaptionAugmentConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    clip_training: ClipTrainConfig = field(default_factory=ClipTrainConfig)
 
 
 FAMILY_CONFIGS = {
@@ -466,7 +502,7 @@ def _field_problems(section: str, values) -> list[tuple[str, str, object]]:
 
 def _consistency_rules(config: Config) -> list[tuple[str, bool, str]]:
     """The rules between fields (and each family's own): (field, holds, requirement)."""
-    d, tx = config.data, config.text
+    d, tx, family = config.data, config.text, getattr(config, "family", None)  # `t2i train clip`: none
     fractions = d.split_fractions
     rules = [
         (
@@ -494,6 +530,12 @@ def _consistency_rules(config: Config) -> list[tuple[str, bool, str]]:
                 "must divide every entry of autoencoder.channels",
             ),
         ]
+    if hasattr(config, "clip"):
+        c = config.clip
+        rules += [
+            ("clip.heads", c.heads >= 1 and c.width % c.heads == 0, "must be >= 1 and divide clip.width"),
+            ("clip.patch_size", d.image_size % c.patch_size == 0, "must divide data.image_size"),
+        ]
     if hasattr(config, "upsampler"):
         up = config.upsampler
         rules += [
@@ -515,16 +557,16 @@ def _consistency_rules(config: Config) -> list[tuple[str, bool, str]]:
         ]
     if hasattr(config, "unet"):
         rules += _unet_rules(config)
-    if config.family == "gan":
+    if family == "gan":
         size = d.image_size
         rules += [
             ("data.image_size", size >= 16 and size & (size - 1) == 0, "must be a power of 2 >= 16 for the gan family"),
             ("text.kind", tx.kind == "pretrained", "must be 'pretrained' for the gan family (a frozen encoder)"),
         ]
-    if config.family == "latent-diffusion" and hasattr(config, "autoencoder"):
+    if family == "latent-diffusion" and hasattr(config, "autoencoder"):
         kind = config.autoencoder.kind
         rules.append(("autoencoder.kind", kind != "dvae", "must be 'kl' or 'vq' for latent diffusion (dvae: tokens)"))
-    if config.family in TOKEN_FAMILIES:
+    if family in TOKEN_FAMILIES:
         rules += [
             (
                 "autoencoder.kind",
@@ -537,7 +579,7 @@ def _consistency_rules(config: Config) -> list[tuple[str, bool, str]]:
                 f"must be 'pretrained' for the {config.family} family (a frozen encoder)",
             ),
         ]
-    if config.family == "vq-transformer":
+    if family == "vq-transformer":
         tr = config.transformer
         rules.append(
             (
@@ -618,6 +660,17 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     values = read_config_yaml(path)
     config = from_dict(_family_class(values, path), _own_sections(values, path), str(path))
+    try:
+        validate(config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return config
+
+
+def load_clip_config(path: str | Path) -> ContrastiveConfig:
+    """Read `t2i train clip`'s YAML config; checked as load_config checks a family's."""
+    path = Path(path)
+    config = from_dict(ContrastiveConfig, read_config_yaml(path), str(path))
     try:
         validate(config)
     except ValueError as error:

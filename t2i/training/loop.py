@@ -63,7 +63,9 @@ def start_run(config, tc, out_dir: str | Path, *, precision: str | None = None, 
         project_dir=out / "logs",
     )
     if one_process and accelerator.num_processes > 1:
-        raise ValueError(f"{config.family} trains on one process; launch it without accelerate's processes")
+        raise ValueError(
+            f"{getattr(config, 'family', 'clip')} trains on one process; launch it without accelerate's processes"
+        )
     if accelerator.device.type == "cuda":
         use_fast_gpu_math()
     set_seed(tc.seed)
