@@ -215,6 +215,7 @@ def _suite(args):
         n_prompts=args.n_prompts,
         n_per_prompt=args.n_per_prompt,
         seed=args.seed,
+        clip_dir=getattr(args, "clip", None),
     )
 
 
@@ -228,6 +229,13 @@ def _eval_alignment(args):
         f"Fréchet distance (classifier features) to real test images: {result['frechet_distance']:.2f} "
         f"(real train vs test at the same size: {next(iter(references['frechet_real_train_vs_test'].values())):.2f})"
     )
+    if "clip" in result:
+        model, real, empty = result["clip"], references["real_test"]["clip"], references["empty_prompt"]["clip"]
+        print(
+            f"CLIP score {model['clip_score']:.1f} (real {real['clip_score']:.1f}, empty prompt "
+            f"{empty['clip_score']:.1f}); R-precision {100 * model['r_precision']:.1f}% (real "
+            f"{100 * real['r_precision']:.1f}%, empty prompt {100 * empty['r_precision']:.1f}%)"
+        )
     if "inception" in result:
         print("standard FID {fid:.2f}, KID {kid:.4f} ± {kid_std:.4f}".format(**result["inception"]))
     else:
@@ -432,6 +440,7 @@ def _add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=str(DEMO_MODEL), help="model folder (the committed demo model)")
     p.add_argument("--classifier", default=str(CLASSIFIER), help="from `t2i eval train-classifier` (the committed one)")
     p.add_argument("--data", required=True, help="dataset with an attribute file: prompt suite, real references")
+    p.add_argument("--clip", default=None, help="a CLIP (t2i train clip: RUN/clip) as second referee")
 
 
 def settings_fields(classes: dict[str, type]) -> dict[str, tuple[dict, list[str]]]:

@@ -57,16 +57,24 @@ def clip_score(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> float:
     return (100 * (image_embeds * text_embeds).sum(-1).clamp_min(0)).mean().item()
 
 
-def r_precision(image_embeds: torch.Tensor, text_embeds: torch.Tensor, distractors: int = 99, seed: int = 0) -> float:
-    """The share of images i whose own caption text_embeds[i] scores above `distractors` captions of other images
-    drawn at random (fewer when there are fewer other images)."""
-    n, rng = len(image_embeds), np.random.default_rng(seed)
-    k = min(distractors, n - 1)
-    picks = np.stack([rng.choice(n - 1, k, replace=False) for _ in range(n)])
-    picks = torch.as_tensor(picks + (picks >= np.arange(n)[:, None]))  # skip the image's own caption
-    own = (image_embeds * text_embeds).sum(-1)
+def r_precision(image_embeds, text_embeds, own: torch.Tensor | None = None, distractors: int = 99, seed=0) -> float:
+    """The share of images i whose own caption text_embeds[own[i]] scores above `distractors` other captions of
+    text_embeds drawn at random (all of them when there are fewer). own: None = image i's caption is row i."""
+    n, m, rng = len(image_embeds), len(text_embeds), np.random.default_rng(seed)
+    own = torch.arange(n) if own is None else own
+    k = min(distractors, m - 1)
+    picks = np.stack([rng.choice(m - 1, k, replace=False) for _ in range(n)])
+    picks = torch.as_tensor(picks + (picks >= own.numpy()[:, None]))  # skip the image's own caption
+    own_scores = (image_embeds * text_embeds[own]).sum(-1)
     others = torch.einsum("nd,nkd->nk", image_embeds, text_embeds[picks])
-    return (own > others.max(1).values).float().mean().item()
+    return (own_scores > others.max(1).values).float().mean().item()
+
+
+def referee_scores(referee: ClipReferee, images: torch.Tensor, captions: list[str], per_caption: int = 1) -> dict:
+    """CLIP score and R-precision of images drawn `per_caption` at a time for each of `captions` (distinct)."""
+    u, v = referee.embed_images(images), referee.embed_texts(captions)
+    own = torch.arange(len(captions)).repeat_interleave(per_caption)
+    return {"clip_score": clip_score(u, v[own]), "r_precision": r_precision(u, v, own)}
 
 
 def zero_shot_attributes(referee: ClipReferee, image_embeds, labels: torch.Tensor, attributes: list[str]) -> dict:

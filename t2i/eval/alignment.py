@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from t2i.autoencoder.model import reconstruct
+from t2i.clip.score import ClipReferee, referee_scores
 from t2i.config import saved_split_fractions
 from t2i.data.captions import CELEBA_ATTRIBUTES, PHRASES, attributes_in_caption, write_caption
 from t2i.data.check import list_records
@@ -41,6 +42,7 @@ class Suite:
     data_dir: str | Path
     out: str | Path
     prompts_file: str | Path | None = None  # JSONL prompts in place of the default suite (alignment, rephrasing)
+    clip_dir: str | Path | None = None  # a CLIP (t2i train clip) as second referee: CLIP score, R-precision
     n_prompts: int = 64  # prompts of the default suite, half of them held-out combinations
     n_per_prompt: int = 4  # images per prompt, image k from seed + k
     seed: int = 0  # seeds the suite and the images
@@ -291,13 +293,17 @@ def evaluate_setting(
     settings,
     seed: int,
     progress=None,
+    clip=None,
 ) -> tuple[dict, torch.Tensor]:
     """Generate for the suite at one sampling setting; alignment (overall, per attribute, seen/held-out, per
-    prompt) and the Fréchet distance of the images to the real test features. Returns (result, images)."""
+    prompt) and the Fréchet distance of the images to the real test features (and, with a `clip` referee, the
+    CLIP score and R-precision of the images against the suite's prompts). Returns (result, images)."""
     images = generate_for_suite(pipe, cases, n_per_prompt, settings, seed, progress=progress)
     predicted, features = classifier.predict(images)
     result = summarize(cases, n_per_prompt, predicted, classifier.attributes)
     result["frechet_distance"] = frechet_distance(features, real_features)
+    if clip is not None:
+        result["clip"] = referee_scores(clip, images, [case.prompt for case in cases], n_per_prompt)
     result["setting"] = asdict(settings) | {"seed": seed, "n_per_prompt": n_per_prompt, "images": len(images)}
     return result, images
 
@@ -313,6 +319,7 @@ def references(
     settings,
     seed: int,
     fd_sizes: list[int],
+    clip=None,
 ) -> dict:
     """The ceiling (real test images with their captions), the same through the model's autoencoder (a latent
     model's), the floor (empty-prompt images at `settings`) and the real train-versus-test Fréchet distance for
@@ -332,6 +339,9 @@ def references(
     empty = generate_for_suite(pipe, cases[:n_empty], 1, settings, seed, empty_prompt=True)
     found["empty_prompt"] = empty_prompt_floor(classifier, empty, cases)
     found["empty_prompt"].pop("per_image")
+    if clip is not None:  # the CLIP referee's ceiling (real images, their captions) and floor (the empty prompt)
+        found["real_test"]["clip"] = referee_scores(clip, real.test_images, [c[0] for c in real.test_captions])
+        found["empty_prompt"]["clip"] = referee_scores(clip, empty, [case.prompt for case in cases[:n_empty]])
     _, train_features = classifier.predict(real.train_images)
     found["frechet_real_train_vs_test"] = {n: frechet_distance(train_features[:n], test_features) for n in fd_sizes}
     return found
@@ -370,10 +380,12 @@ def measure_alignment(
         suite.data_dir, pipe.image_size, n_train=len(cases) * n, seed=seed, split_fractions=fractions
     )
     test_values, test_features = classifier.predict(real.test_images)
+    clip = ClipReferee(suite.clip_dir) if suite.clip_dir else None
     with tqdm(total=len(cases) * n, desc="generate") as bar:
         result, images = evaluate_setting(
-            pipe, classifier, cases, test_features, n_per_prompt=n, settings=settings, seed=seed, progress=bar.update
-        )
+            pipe, classifier, cases, test_features, n_per_prompt=n, settings=settings, seed=seed, progress=bar.update,
+            clip=clip,
+        )  # fmt: skip
     result["references"] = references(
         pipe,
         classifier,
@@ -384,6 +396,7 @@ def measure_alignment(
         settings=settings,
         seed=seed,
         fd_sizes=[len(images)],
+        clip=clip,
     )
     result["model"], result["classifier"], result["family"] = (
         str(suite.model_dir),

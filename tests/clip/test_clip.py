@@ -92,3 +92,29 @@ def test_its_text_tower_conditions_a_family_as_its_text_encoder(tiny_clip, tiny_
         for a, b in zip(pipe.text_encoder.model.state_dict().values(), tower.state_dict().values(), strict=True)
     )
     assert pipe("She wears eyeglasses.", num_inference_steps=2, output_type="pt").shape == (1, 3, 32, 32)
+
+
+def test_eval_alignment_reports_the_clip_referee_with_its_ceiling_and_floor(
+    tiny_clip, tiny_gan, tiny_faces, tiny_classifier, tmp_path, capsys
+):
+    argv = ["eval", "alignment", "--model", str(tiny_gan), "--classifier", str(tiny_classifier[0]), "--clip"]
+    argv += [
+        str(tiny_clip),
+        "--data",
+        str(tiny_faces),
+        "--n-prompts",
+        "4",
+        "--n-per-prompt",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "alignment.json").read_text())
+    for scores in (
+        result["clip"],
+        result["references"]["real_test"]["clip"],
+        result["references"]["empty_prompt"]["clip"],
+    ):
+        assert 0 <= scores["r_precision"] <= 1 and 0 <= scores["clip_score"] <= 100
+    assert "CLIP score" in capsys.readouterr().out
