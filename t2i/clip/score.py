@@ -71,10 +71,12 @@ def r_precision(image_embeds, text_embeds, own: torch.Tensor | None = None, dist
 
 
 def referee_scores(referee: ClipReferee, images: torch.Tensor, captions: list[str], per_caption: int = 1) -> dict:
-    """CLIP score and R-precision of images drawn `per_caption` at a time for each of `captions` (distinct)."""
+    """CLIP score and (given two captions or more) R-precision of images drawn `per_caption` at a time for each
+    of `captions` (distinct)."""
     u, v = referee.embed_images(images), referee.embed_texts(captions)
     own = torch.arange(len(captions)).repeat_interleave(per_caption)
-    return {"clip_score": clip_score(u, v[own]), "r_precision": r_precision(u, v, own)}
+    scores = {"clip_score": clip_score(u, v[own])}
+    return scores | ({"r_precision": r_precision(u, v, own)} if len(captions) > 1 else {})
 
 
 def zero_shot_attributes(referee: ClipReferee, image_embeds, labels: torch.Tensor, attributes: list[str]) -> dict:

@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from t2i.clip.score import ClipReferee  # noqa: E402
 from t2i.config import saved_split_fractions  # noqa: E402
 from t2i.eval.alignment import (  # noqa: E402
     Suite,
@@ -117,7 +118,7 @@ def _guidance_plot(path, sweep: dict):
     plt.close(fig)
 
 
-def _sample_sweeps(pipe, classifier, cases, test_features, *, n_per_prompt, seed, ddpm_prompts, out):
+def _sample_sweeps(pipe, classifier, cases, test_features, *, n_per_prompt, seed, ddpm_prompts, out, clip=None):
     """Every sampler × steps at g = 3 and every guidance at DPM-Solver++ 20 steps, then DDPM 1000 steps on the
     first `ddpm_prompts` prompts: (results by (scheduler, steps, guidance), the DDPM result)."""
     from t2i.pipeline import SamplingSettings
@@ -127,7 +128,7 @@ def _sample_sweeps(pipe, classifier, cases, test_features, *, n_per_prompt, seed
     total = len(settings) * n_images + ddpm_prompts * n_per_prompt
     results: dict[tuple, dict] = {}
     with tqdm(total=total, desc="report: generate") as bar:
-        common = {"n_per_prompt": n_per_prompt, "seed": seed, "progress": bar.update}
+        common = {"n_per_prompt": n_per_prompt, "seed": seed, "progress": bar.update, "clip": clip}
         for scheduler, steps, guidance in settings:
             start = time.perf_counter()
             result, images = evaluate_setting(
@@ -210,7 +211,8 @@ def write_report(suite: Suite, *, ddpm_prompts: int = 6, save_defaults: bool = F
     )
     test_values, test_features = classifier.predict(real.test_images)
 
-    sweep = dict(n_per_prompt=n_per_prompt, seed=seed, ddpm_prompts=ddpm_prompts, out=out)
+    clip = ClipReferee(suite.clip_dir) if suite.clip_dir else None
+    sweep = dict(n_per_prompt=n_per_prompt, seed=seed, ddpm_prompts=ddpm_prompts, out=out, clip=clip)
     results, ddpm = _sample_sweeps(pipe, classifier, cases, test_features, **sweep)
     fd_sizes = [n_images, ddpm_prompts * n_per_prompt]
     refs = references(
@@ -223,6 +225,7 @@ def write_report(suite: Suite, *, ddpm_prompts: int = 6, save_defaults: bool = F
         settings=SamplingSettings(),
         seed=seed,
         fd_sizes=fd_sizes,
+        clip=clip,
     )
     autoencoder = evaluate_autoencoder(Path(model_dir) / "vae", data_dir, "test", classifier_dir=classifier_dir)
 
@@ -275,6 +278,20 @@ def _markdown(report, *, sweeps, guidance_sweep, ddpm, main, refs, autoencoder, 
     return "\n".join(lines)
 
 
+def _clip_lines(main, ceiling, floor) -> list[str]:
+    """The CLIP referee's row under the summary table (`--clip`), or none."""
+    if "clip" not in main:
+        return []
+    model, real, empty = main["clip"], ceiling["clip"], floor["clip"]
+    return [
+        "",
+        f"CLIP referee (`--clip`): CLIP score **{model['clip_score']:.1f}**, R-precision "
+        f"**{100 * model['r_precision']:.1f}%** (real test images {real['clip_score']:.1f} / "
+        f"{100 * real['r_precision']:.1f}%; the empty prompt {empty['clip_score']:.1f} / "
+        f"{100 * empty['r_precision']:.1f}%).",
+    ]
+
+
 def _summary_lines(report, main, refs) -> list[str]:
     n = main["assertions"]
     ceiling, through_ae, floor = refs["real_test"], refs["real_through_autoencoder"], refs["empty_prompt"]
@@ -301,6 +318,7 @@ def _summary_lines(report, main, refs) -> list[str]:
         f"| the same real images through the model's autoencoder, D(E(x)) (a perfect UNet's ceiling) | "
         f"{100 * through_ae['alignment']:.1f}% | |",
         f"| generated from the empty prompt (floor) | {100 * floor['alignment']:.1f}% | |",
+        *_clip_lines(main, ceiling, floor),
         "",
         f"**Settings the pipeline should use:** guidance **{report['default_guidance']:g}**, "
         f"**{report['default_steps']}** DPM-Solver++ steps (the best guidance by alignment, ties within one point "

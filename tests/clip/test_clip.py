@@ -118,3 +118,12 @@ def test_eval_alignment_reports_the_clip_referee_with_its_ceiling_and_floor(
     ):
         assert 0 <= scores["r_precision"] <= 1 and 0 <= scores["clip_score"] <= 100
     assert "CLIP score" in capsys.readouterr().out
+
+
+def test_the_report_carries_the_clip_referee(tiny_clip, tiny_model, tiny_faces, tiny_classifier, tmp_path):
+    argv = ["eval", "report", "--model", str(tiny_model), "--classifier", str(tiny_classifier[0]), "--clip"]
+    argv += [str(tiny_clip), "--data", str(tiny_faces), "--out", str(tmp_path), "--n-prompts", "2", "--n-per-prompt"]
+    assert main([*argv, "1", "--ddpm-prompts", "1"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert all("clip" in setting for setting in report["settings"])
+    assert "CLIP referee" in (tmp_path / "report.md").read_text()
