@@ -120,6 +120,7 @@ def test_eval_alignment_reports_the_clip_referee_with_its_ceiling_and_floor(
     assert "CLIP score" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the report's every sampler setting: minutes; alignment's --clip covers the referee in `make test`
 def test_the_report_carries_the_clip_referee(tiny_clip, tiny_model, tiny_faces, tiny_classifier, tmp_path):
     argv = ["eval", "report", "--model", str(tiny_model), "--classifier", str(tiny_classifier[0]), "--clip"]
     argv += [str(tiny_clip), "--data", str(tiny_faces), "--out", str(tmp_path), "--n-prompts", "2", "--n-per-prompt"]
