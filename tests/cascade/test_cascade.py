@@ -44,12 +44,14 @@ def test_the_condition_is_the_bicubic_image_noised_to_its_level():
 
 
 def test_the_augmentation_comes_from_the_steps_generator_and_resume_is_exact(
-    tiny_cascade, tiny_faces, straight_and_resumed
+    tiny_cascade, tiny_faces, text_cache_dir, straight_and_resumed
 ):
     config = load_config("configs/cascade-tiny.yaml")
     config.diffusion_training = dataclasses.replace(config.diffusion_training, sample_every=100)
     base_dir = tiny_cascade / "base"
-    straight, resumed = straight_and_resumed(lambda out: train_upsampler(config, tiny_faces, base_dir, out))
+    straight, resumed = straight_and_resumed(
+        lambda out: train_upsampler(config, tiny_faces, base_dir, out, text_cache_dir)
+    )
     a = load_file(straight / "unet" / "diffusion_pytorch_model.safetensors")
     b = load_file(resumed / "unet" / "diffusion_pytorch_model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
