@@ -22,7 +22,7 @@ from transformers import (
     VisionTextDualEncoderModel,
     VisionTextDualEncoderProcessor,
     ViTConfig,
-    ViTImageProcessor,
+    ViTImageProcessorPil,
     ViTModel,
 )
 
@@ -67,7 +67,7 @@ def save_clip(model: VisionTextDualEncoderModel, config: ContrastiveConfig, fold
     transformers' VisionTextDualEncoderModel and VisionTextDualEncoderProcessor load."""
     model.save_pretrained(folder, safe_serialization=True)
     size = config.data.image_size
-    images = ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    images = ViTImageProcessorPil(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     tokenizer = AutoTokenizer.from_pretrained(text_tower_path(config), local_files_only=True)
     tokenizer.model_max_length = config.text.max_tokens
     VisionTextDualEncoderProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
