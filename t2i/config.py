@@ -88,9 +88,8 @@ class AutoencoderTrainConfig(TrainConfig):
     l2_weight: float = ranged(0.0, 0)  # (x - x̂)²
     kl_weight: float = ranged(1e-6, 0)  # KL(q(z|x) || N(0, I)) for kind kl
     vq_commitment: float = ranged(0.25, 0)  # vq: β of diffusers' quantizer loss ‖z_e − sg[e]‖² + β·‖sg[z_e] − e‖²
-    vq_restart_every: int = ranged(
-        0, 0
-    )  # vq: every N steps, codes unused since the last restart move onto encoder outputs (0: never)
+    vq_restart_every: int = ranged(0, 0)  # vq: every N steps, the codes no encoder output chose since the last
+    # restart move onto encoder outputs of the batch (t2i.autoencoder.codebook; 0: never)
     gumbel_tau_start: float = ranged(1.0, above=0)  # dvae: Gumbel-softmax temperature τ at step 0 (DALL-E: 1)
     gumbel_tau_end: float = ranged(1 / 16, above=0)  # dvae: τ after the annealing (DALL-E: 1/16)
     gumbel_anneal_steps: int | None = ranged(None, 1)  # dvae: steps of the cosine (in log τ) annealing; None = all

@@ -70,10 +70,8 @@ def train_rows(cache) -> list[int]:
 
 def held_out_rows(cache, n: int) -> list[int]:
     """The rows of n images the model does not train on (val, then test, then train split, each by id)."""
-    order = {"val": 0, "test": 1, "train": 2}
-    return sorted(range(len(cache.records)), key=lambda i: (order[cache.records[i]["split"]], cache.records[i]["id"]))[
-        :n
-    ]
+    order, records = {"val": 0, "test": 1, "train": 2}, cache.records
+    return sorted(range(len(records)), key=lambda i: (order[records[i]["split"]], records[i]["id"]))[:n]
 
 
 def held_out_captions(cache, n: int) -> list[str]:
