@@ -27,16 +27,22 @@ def process_state() -> PartialState:
 
 @functools.cache
 def cpu_runs_bf16_natively() -> bool:
-    """A bf16 matmul at most 3× slower than the fp32 one (fastest of 5 each, interleaved): native bf16 is about
-    as fast or faster, emulated bf16 about 75× slower, so the answer does not flip when the machine is busy."""
+    """A bf16 matmul at most 3× slower than the fp32 one (fastest of 7 each, interleaved, on one thread): native
+    bf16 is about as fast or faster, emulated bf16 about 75× slower, so the answer does not flip when the machine
+    is busy (on several threads it did: a busy core stalls every thread of a short fp32 matmul at its barrier)."""
     a, b = torch.randn(256, 256), torch.randn(256, 256)
     best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
-    for _ in range(5):
-        for dtype in best:
-            x, y = a.to(dtype), b.to(dtype)
-            start = time.perf_counter()
-            x @ y
-            best[dtype] = min(best[dtype], time.perf_counter() - start)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(7):
+            for dtype in best:
+                x, y = a.to(dtype), b.to(dtype)
+                start = time.perf_counter()
+                x @ y
+                best[dtype] = min(best[dtype], time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
     return best[torch.bfloat16] < 3 * best[torch.float32]
 
 

@@ -35,7 +35,8 @@ from t2i.config import load_config
         ("family: vq-transformer\nautoencoder:\n  kind: vq\ntransformer:\n  heads: 3\n", r"transformer.heads must be"),
         (
             "family: vae-gan\n",
-            r"family must be one of \['latent-diffusion', 'pixel-diffusion', 'gan', 'vq-transformer', 'pixelcnn'\]",
+            r"family must be one of \['latent-diffusion', 'pixel-diffusion', 'cascade', 'gan', 'vq-transformer', "
+            r"'pixelcnn'\]",
         ),
         ("family: gan\ndata:\n  image_size: 48\n", r"data.image_size must be a power of 2 >= 16 for the gan family"),
         ("family: gan\ntext:\n  kind: scratch\n", r"text.kind must be 'pretrained' for the gan family"),

@@ -19,6 +19,7 @@ class Section:  # a training section's cadence fields
     sample_every: int = 3
     checkpoint_every: int = 3
     keep_checkpoints: int = 3
+    snapshot_every: int | None = None
 
 
 class LineTask(TrainingTask):
