@@ -57,7 +57,8 @@ def main(out: Path, runs: list[Path], data="data/faces20k", classifier_dir="weig
         suite = Suite(run / "model", classifier_dir, data, out, n_prompts=n_prompts, n_per_prompt=2)
         fractions = saved_split_fractions(run / "model")
         cases = suite.default_cases(classifier.attributes, fractions)
-        real = load_real_images(data, load_pipeline(run / "model").image_size, n_train=64, split_fractions=fractions)
+        size = load_config(run / "config.yaml").data.image_size  # the model's own, without loading it once more
+        real = load_real_images(data, size, n_train=64, split_fractions=fractions)
         test_features = classifier.predict(real.test_images)[1]
         curves[run.name] = [
             {"images_seen": seen} | score(folder, suite, classifier, cases, test_features)

@@ -583,29 +583,41 @@ def _eval_commands(commands) -> None:
     from t2i.settings import SWAP_STEPS
 
     evaluate = commands.add_parser("eval", help="measure a model").add_subparsers(dest="what", required=True)
-    p = evaluate.add_parser("autoencoder", help="PSNR, SSIM, reconstruction grid, VQ codebook usage")
-    p.add_argument("--model", required=True, help="autoencoder folder (e.g. runs/ae/vae)")
-    p.add_argument("--data", required=True, help="dataset folder or manifest")
-    p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--out", default=None, help="folder for the grid and metrics.json (None: MODEL-eval)")
-    p.add_argument("--classifier", default=None, help="attribute classifier: its accuracy on the reconstructions")
+
+    def on_a_split(name: str, help: str, *, model: str, split: str, out: str, classifier: str, data: str):
+        """A command that measures one model on a dataset's split: --model, --data, --split, --out, --classifier."""
+        p = evaluate.add_parser(name, help=help)
+        p.add_argument("--model", required=True, help=model)
+        p.add_argument("--data", required=True, help=data)
+        p.add_argument("--split", default=split, choices=["train", "val", "test"])
+        p.add_argument("--out", default=None, help=out)
+        p.add_argument("--classifier", default=None, help=classifier)
+        return p
+
+    dataset = "dataset folder or manifest"
+    p = on_a_split(
+        "autoencoder", "PSNR, SSIM, reconstruction grid, VQ codebook usage",
+        model="autoencoder folder (e.g. runs/ae/vae)",
+        split="val", out="folder for the grid and metrics.json (None: MODEL-eval)",
+        classifier="attribute classifier: its accuracy on the reconstructions", data=dataset,
+    )  # fmt: skip
     p.set_defaults(func=_eval_autoencoder)
-    p = evaluate.add_parser("clip", help="a CLIP as referee on real images: R-precision, CLIP score, zero-shot")
-    p.add_argument("--model", required=True, help="CLIP folder (t2i train clip: RUN/clip)")
-    p.add_argument("--data", required=True, help="dataset folder with an attribute file")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p = on_a_split(
+        "clip", "a CLIP as referee on real images: R-precision, CLIP score, zero-shot",
+        model="CLIP folder (t2i train clip: RUN/clip)", split="test", out="folder for metrics.json (None: MODEL-eval)",
+        classifier="attribute classifier: its accuracy beside the zero-shot one",
+        data="dataset folder with an attribute file",
+    )  # fmt: skip
     p.add_argument("--n", type=bounded(int, 2, 10**6), default=None, help="images (None: the whole split)")
-    p.add_argument("--out", default=None, help="folder for metrics.json (None: MODEL-eval)")
-    p.add_argument("--classifier", default=None, help="attribute classifier: its accuracy beside the zero-shot one")
     p.set_defaults(func=_eval_clip)
-    p = evaluate.add_parser("upsampler", help="a cascade's upsampler on real low-resolution images, against bicubic")
-    p.add_argument("--model", required=True, help="cascade folder (t2i train upsampler)")
-    p.add_argument("--data", required=True, help="dataset folder or manifest")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p = on_a_split(
+        "upsampler", "a cascade's upsampler on real low-resolution images, against bicubic",
+        model="cascade folder (t2i train upsampler)", split="test",
+        out="folder for the grid and metrics.json (None: MODEL-upsampler-eval)",
+        classifier="attribute classifier: its accuracy on each", data=dataset,
+    )  # fmt: skip
     p.add_argument("--n", type=bounded(int, 1, 100000), default=256, help="images (the split's first n)")
     p.add_argument("--noise-level", type=bounded(int, 0, 999), default=None, help="None: the model's default")
-    p.add_argument("--out", default=None, help="folder for the grid and metrics.json (None: MODEL-upsampler-eval)")
-    p.add_argument("--classifier", default=None, help="attribute classifier: its accuracy on each")
     p.set_defaults(func=_eval_upsampler)
 
     p = evaluate.add_parser("train-classifier", help="the attribute classifier that evaluation uses as its referee")

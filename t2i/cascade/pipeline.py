@@ -20,13 +20,19 @@ from t2i.diffusion.settings import EditSettings
 from t2i.family_pipeline import FamilyPipeline
 from t2i.model_folder import check_model_folder, load_diffusers_model
 from t2i.pipeline import MODEL_FILES, Request, Text2ImagePipeline, load_text_encoder_of, make_scheduler, model_hash
+from t2i.text import PretrainedTextEncoder
 
 CASCADE_FILES = [*MODEL_FILES, *(f"base/{name}" for name in MODEL_FILES)]  # the upsampler's, the base model's
 
 
+def bicubic(low: torch.Tensor, size: int) -> torch.Tensor:
+    """up(x_lr): the low-resolution images brought to size × size by bicubic interpolation, clamped to [-1, 1]."""
+    return F.interpolate(low.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
 def upsampling_condition(low: torch.Tensor, size: int, levels: torch.Tensor, noise: torch.Tensor, schedule):
     """The upsampler's inputs beside the text: c = √ᾱ_s up(x_lr) + √(1−ᾱ_s) ε' (up: bicubic to `size`), and s."""
-    up = F.interpolate(low.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+    up = bicubic(low, size)
     return {"low_resolution": schedule.add_noise(up, noise.to(up.device), levels), "class_labels": levels}
 
 
@@ -89,7 +95,11 @@ class CascadePipeline(FamilyPipeline):
         base.mixed_precision = "no"  # float32 throughout, as the upsampler
         unet = load_diffusers_model(UNet2DConditionModel, model_dir / "unet", "upsampler UNet folder")
         scheduler_config = DDPMScheduler.load_config(model_dir / "scheduler")
-        upsampler = Text2ImagePipeline(unet, None, load_text_encoder_of(model_dir), scheduler_config)
+        reference = "text_encoder/t2i_text.json"  # the same frozen encoder for both stages: loaded once
+        shared = (model_dir / reference).read_text() == (model_dir / "base" / reference).read_text()
+        shared = shared and isinstance(base.text_encoder, PretrainedTextEncoder)  # a scratch one has its own weights
+        text_encoder = base.text_encoder if shared else load_text_encoder_of(model_dir)
+        upsampler = Text2ImagePipeline(unet, None, text_encoder, scheduler_config)
         weights = model_hash(model_dir / "unet" / "diffusion_pytorch_model.safetensors")
         hash = hashlib.sha256(f"{base.hash} {weights}".encode()).hexdigest()[:10]  # both stages' weights
         name = model_dir.resolve().name

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from t2i.cascade.pipeline import upsample, upsampling_condition
+from t2i.cascade.pipeline import bicubic, upsample, upsampling_condition
 from t2i.cascade.settings import CascadeSettings
 from t2i.config import Config, require_family, validate
 from t2i.data.pixels import PixelImages
@@ -68,7 +68,7 @@ class UpsamplerTask(DenoiserTask):
         x0 = self.cache.latents(rows, torch.zeros(len(rows), dtype=torch.bool)).to(self.run.device)
         prompts = [self.cache.records[i]["captions"][0] for i in rows]
         low = low_resolution(x0, self.config.upsampler.low_resolution)
-        bicubic = F.interpolate(low, size=x0.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
+        upsampled = bicubic(low, x0.shape[-1])
         self.ema.store(self.unet.parameters())
         self.ema.copy_to(self.unet.parameters())
         pipe = Text2ImagePipeline(self.unet, None, self.text_encoder, self.noise_scheduler.config)
@@ -79,7 +79,7 @@ class UpsamplerTask(DenoiserTask):
         self.ema.restore(self.unet.parameters())
         self.unet.train()
         labels = ["bicubic"] + [""] * (len(rows) - 1) + ["upsampler"] + [""] * (len(rows) - 1) + prompts
-        grid = make_grid(to_pil(bicubic) + to_pil(images) + to_pil(x0), labels, cols=len(rows), cell=96)
+        grid = make_grid(to_pil(upsampled) + to_pil(images) + to_pil(x0), labels, cols=len(rows), cell=96)
         grid.save(folder / f"samples-{step:07d}.png")
 
     def save_model(self, folder: Path) -> None:

@@ -22,7 +22,7 @@ from t2i.clip.model import build_clip, clamp_temperature, save_clip, text_tower_
 from t2i.config import ContrastiveConfig, save_config, validate  # noqa: E402
 from t2i.data.pixels import PixelImages  # noqa: E402
 from t2i.text import tokenize  # noqa: E402
-from t2i.training.batches import BatchPlan, held_out_rows, train_rows  # noqa: E402
+from t2i.training.batches import BatchPlan, held_out_rows  # noqa: E402
 from t2i.training.loop import Run, TrainingTask, start_run, train  # noqa: E402
 
 
@@ -37,15 +37,7 @@ class ClipTask(TrainingTask):
         tc = config.clip_training
         self.config, self.tc, self.run = config, tc, run
         self.images = PixelImages(data_dir, config.data.image_size, config.data.split_fractions, config.data.flip)
-        self.plan = BatchPlan(
-            self.images,
-            train_rows(self.images),
-            seed=tc.seed,
-            batch_size=tc.batch_size,
-            cfg_dropout=0.0,
-            captions_per_image=tc.captions_per_image,
-            augment=config.caption_augment,
-        )
+        self.plan = BatchPlan.of_training(self.images, tc, config.caption_augment)
         self.tokenizer = AutoTokenizer.from_pretrained(text_tower_path(config), local_files_only=True)
         self.model = build_clip(config).to(run.device)
         model = self.model

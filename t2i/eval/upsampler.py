@@ -11,10 +11,9 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from t2i.cascade.pipeline import CascadePipeline, upsample
+from t2i.cascade.pipeline import CascadePipeline, bicubic, upsample
 from t2i.cascade.settings import CascadeSettings
 from t2i.cascade.train import low_resolution
 from t2i.config import saved_split_fractions
@@ -49,10 +48,10 @@ def evaluate_upsampler(
         items = [data.item(i, 0) for i in range(start, min(start + batch_size, n, len(data)))]
         x = torch.stack([item["pixel_values"] for item in items])
         low = low_resolution(x, pipe.base.image_size)
-        bicubic = F.interpolate(low, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
+        interpolated = bicubic(low, x.shape[-1])
         captions = [item["caption"] for item in items]
         upsampled = upsample(pipe.upsampler, low, captions, [""] * len(items), 1, settings, seed + start)
-        outputs = {"bicubic": bicubic, "upsampler": upsampled.clamp(-1, 1).float(), "originals": x}
+        outputs = {"bicubic": interpolated, "upsampler": upsampled.clamp(-1, 1).float(), "originals": x}
         for name, y in outputs.items():
             scores[name]["psnr"].append(psnr(x, y))
             scores[name]["ssim"].append(ssim(x, y))

@@ -23,7 +23,7 @@ from t2i.gan.pipeline import GANPipeline
 from t2i.grid import make_grid
 from t2i.pipeline import save_model_config
 from t2i.text import load_text_encoder, sentence_embedding
-from t2i.training.batches import BatchPlan, caption_cache, sample_prompts, step_generator, train_rows
+from t2i.training.batches import BatchPlan, caption_cache, sample_prompts, step_generator
 from t2i.training.loop import Run, TrainingTask, start_run, train
 
 
@@ -59,15 +59,7 @@ class GANTask(TrainingTask):
         self.config, self.tc, self.device = config, tc, device
         # data: the images in memory, sentence embeddings from the cached token states of each caption
         self.images = PixelImages(data_dir, config.data.image_size, config.data.split_fractions, config.data.flip)
-        self.plan = BatchPlan(
-            self.images,
-            train_rows(self.images),
-            seed=tc.seed,
-            batch_size=tc.batch_size,
-            cfg_dropout=0.0,
-            captions_per_image=tc.captions_per_image,
-            augment=config.caption_augment,
-        )
+        self.plan = BatchPlan.of_training(self.images, tc, config.caption_augment)
         self.sample_prompts = sample_prompts(tc, self.images)
         self.text_encoder = load_text_encoder(config.text).to(device)
         self.text_cache = caption_cache(cache_dir, self.text_encoder, self.plan, self.sample_prompts)

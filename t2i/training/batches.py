@@ -39,6 +39,19 @@ class BatchPlan:
             row: with_rewrites(cache.records[row]["captions"][:captions_per_image], augment, seed) for row in rows
         }
 
+    @classmethod
+    def of_training(cls, cache, tc, augment: CaptionAugmentConfig, cfg_dropout: float = 0.0) -> BatchPlan:
+        """The plan over every training row of `cache`, at a training section's seed, batch size and captions."""
+        return cls(
+            cache,
+            train_rows(cache),
+            seed=tc.seed,
+            batch_size=tc.batch_size,
+            cfg_dropout=cfg_dropout,
+            captions_per_image=tc.captions_per_image,
+            augment=augment,
+        )
+
     def captions(self, row: int) -> list[str]:
         """The captions that training draws from for one image: its first `captions_per_image`, each followed by
         its rewrites (t2i.data.augment)."""

@@ -23,7 +23,7 @@ from t2i.config import TOKEN_FAMILIES, Config, diffusers_schedule_name, require_
 from t2i.families import FAMILIES, imported
 from t2i.grid import make_grid
 from t2i.text import load_text_encoder
-from t2i.training.batches import BatchPlan, caption_cache, sample_prompts, train_rows
+from t2i.training.batches import BatchPlan, caption_cache, sample_prompts
 from t2i.training.loop import Run, TrainingTask, start_run, train
 
 TRAINING_SECTIONS = {"vq-transformer": "transformer_training", "pixelcnn": "pixelcnn_training"}
@@ -39,15 +39,7 @@ class PriorTask(TrainingTask):
         self.config, self.tc, self.device, self.autoencoder_dir = config, tc, device, autoencoder_dir
         # data: cached tokens (train split) and the cached token states of every caption
         self.tokens = TokenCache(cache_dir, autoencoder_dir)
-        self.plan = BatchPlan(
-            self.tokens,
-            train_rows(self.tokens),
-            seed=tc.seed,
-            batch_size=tc.batch_size,
-            cfg_dropout=tc.cfg_dropout,
-            captions_per_image=tc.captions_per_image,
-            augment=config.caption_augment,
-        )
+        self.plan = BatchPlan.of_training(self.tokens, tc, config.caption_augment, tc.cfg_dropout)
         self.sample_prompts = sample_prompts(tc, self.tokens)
         text_encoder = load_text_encoder(config.text).to(device)
         pipeline = imported(FAMILIES[config.family].pipeline)
