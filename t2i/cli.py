@@ -134,6 +134,14 @@ def _train_clip(args):
     print(f"CLIP saved to {train_clip(load_clip_config(args.config), args.data, args.out)}")
 
 
+def _distill(args):
+    from t2i.config import load_distill_config
+    from t2i.distill.train import distill
+
+    model = distill(load_distill_config(args.config), args.model, args.data, args.out, args.cache)
+    print(f"student saved to {model}; sample grids and loss curves in {Path(args.out) / 'samples'}")
+
+
 def _train_gan(args):
     from t2i.config import load_config
     from t2i.gan.train import train_gan
@@ -577,6 +585,14 @@ def _train_commands(commands) -> None:
     p.add_argument("--autoencoder", required=True, help="trained VQ autoencoder or dVAE (autoencoder.kind: vq, dvae)")
     p.add_argument("--cache", default=None, help="token and caption cache folder (None: OUT/cache)")
     p.set_defaults(func=_train_prior)
+
+    p = commands.add_parser("distill", help="a 1-4 step student of a latent diffusion model (LCM; resumes)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="the teacher: a latent diffusion model folder")
+    p.add_argument("--data", required=True, help="the teacher's training data (its latents are cached first)")
+    p.add_argument("--out", required=True, help="run folder: cache/, checkpoints/, samples/, logs/, model/")
+    p.add_argument("--config", default=None, help="distillation config (configs/distill.yaml; None: the defaults)")
+    p.add_argument("--cache", default=None, help="latent and caption cache folder (None: OUT/cache)")
+    p.set_defaults(func=_distill)
 
 
 def _eval_commands(commands) -> None:

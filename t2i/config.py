@@ -272,6 +272,39 @@ class ClipTrainConfig(TrainConfig):
 
 
 @dataclass
+class DistillTrainConfig(TrainConfig):
+    """How `t2i distill` trains a few-step student (latent consistency distillation, LCM)."""
+
+    steps: int = ranged(1500, 1)  # optimizer steps
+    batch_size: int = ranged(32, 1)  # latents per step
+    lr: float = ranged(1e-4, above=0)  # AdamW peak learning rate (warm-up, then constant)
+    warmup_steps: int = ranged(50, 0)  # linear warm-up
+    weight_decay: float = ranged(0.0, 0)  # AdamW
+    grad_clip: float = ranged(1.0, above=0)  # max global gradient norm
+    captions_per_image: int | None = ranged(None, 1)  # train on the first K captions of each image (None = all)
+    solver_steps: int = ranged(50, 2)  # the teacher's ODE grid: one teacher step skips T / solver_steps timesteps
+    # (LCM: 50, k = 20); the student's LCMScheduler's original_inference_steps
+    guidance_min: float = ranged(2.0, 1)  # g ~ U[guidance_min, guidance_max] per sample: the teacher's guidance,
+    guidance_max: float = ranged(8.0, 1)  # given to the student as its w-embedding (w = g − 1)
+    guidance_embedding_dim: int = ranged(256, 2)  # the w-embedding's width (diffusers' time_cond_proj_dim); even
+    target_decay: float = ranged(0.95, 0, below=1)  # the target network θ⁻ ← μ θ⁻ + (1 − μ) θ (LCM: 0.95)
+    huber_c: float = ranged(0.001, above=0)  # pseudo-Huber loss √(d² + c²) − c
+    mixed_precision: Precision = "auto"  # "auto" (bf16 where the GPU or CPU runs it natively, else fp32), "no", ...
+    sample_prompts: tuple[str, ...] = ()  # prompts of the sample grid; () = first captions of 8 held-out images
+    sample_seed: int = seed_field()
+    sample_steps: tuple[int, ...] = (1, 2, 4)  # the student's steps in the grid's rows (under the teacher's row)
+    sample_guidance: float = ranged(5.0, 1)  # the guidance given to the student in the grid
+
+
+@dataclass
+class DistillConfig:
+    """`t2i distill`: a few-step student of a latent-diffusion teacher (whose data, text and caption sections it
+    trains with). Not a family: the student is a latent-diffusion model folder."""
+
+    distillation: DistillTrainConfig = field(default_factory=DistillTrainConfig)
+
+
+@dataclass
 class Config:
     """The sections every family's config has; each family's own class (FAMILY_CONFIGS) adds its sections."""
 
@@ -501,6 +534,8 @@ def _field_problems(section: str, values) -> list[tuple[str, str, object]]:
 
 def _consistency_rules(config: Config) -> list[tuple[str, bool, str]]:
     """The rules between fields (and each family's own): (field, holds, requirement)."""
+    if hasattr(config, "distillation"):
+        return _distill_rules(config.distillation)
     d, tx, family = config.data, config.text, getattr(config, "family", None)  # `t2i train clip`: none
     fractions = d.split_fractions
     rules = [
@@ -590,6 +625,18 @@ def _consistency_rules(config: Config) -> list[tuple[str, bool, str]]:
     return rules
 
 
+def _distill_rules(tc: DistillTrainConfig) -> list[tuple[str, bool, str]]:
+    return [
+        ("distillation.guidance_max", tc.guidance_max >= tc.guidance_min, "must be >= distillation.guidance_min"),
+        ("distillation.guidance_embedding_dim", tc.guidance_embedding_dim % 2 == 0, "must be even"),
+        (
+            "distillation.sample_steps",
+            len(tc.sample_steps) > 0 and all(1 <= n <= tc.solver_steps for n in tc.sample_steps),
+            "must list step counts from 1 to distillation.solver_steps",
+        ),
+    ]
+
+
 def _unet_rules(config: Config) -> list[tuple[str, bool, str]]:
     """The diffusion families': the UNet's widths, heads and groups, the image size its downsampling needs, β."""
     u, df, d = config.unet, config.diffusion, config.data
@@ -668,8 +715,17 @@ def load_config(path: str | Path) -> Config:
 
 def load_clip_config(path: str | Path) -> ContrastiveConfig:
     """Read `t2i train clip`'s YAML config; checked as load_config checks a family's."""
+    return _load_checked(ContrastiveConfig, path)
+
+
+def load_distill_config(path: str | Path | None) -> DistillConfig:
+    """Read `t2i distill`'s YAML config (None: the defaults); checked as load_config checks a family's."""
+    return DistillConfig() if path is None else _load_checked(DistillConfig, path)
+
+
+def _load_checked(cls, path: str | Path):
     path = Path(path)
-    config = from_dict(ContrastiveConfig, read_config_yaml(path), str(path))
+    config = from_dict(cls, read_config_yaml(path), str(path))
     try:
         validate(config)
     except ValueError as error:

@@ -22,6 +22,7 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    LCMScheduler,
     UNet2DConditionModel,
     UniPCMultistepScheduler,
 )
@@ -34,7 +35,7 @@ from t2i.autoencoder.model import load_autoencoder
 from t2i.config import MAX_SEED, Config, TextConfig, from_dict, save_config, to_dict, validate
 from t2i.devices import autocast, resolve_precision
 from t2i.diffusion.settings import SCHEDULER_NAMES, EditSettings, SamplingSettings
-from t2i.diffusion.unet import denoise, sentence_token_count, takes_pooled_text
+from t2i.diffusion.unet import denoise, guidance_embedding, sentence_token_count, takes_guidance, takes_pooled_text
 from t2i.families import model_family
 from t2i.grid import pil_tensor, to_pil
 from t2i.model_folder import check_model_folder, load_diffusers_model
@@ -51,6 +52,7 @@ SCHEDULERS = dict(  # the sampler of each SCHEDULER_NAMES entry
             EulerDiscreteScheduler,
             EulerAncestralDiscreteScheduler,
             UniPCMultistepScheduler,
+            LCMScheduler,
         ),
         strict=True,
     )
@@ -98,11 +100,13 @@ def make_scheduler(name: str, train_scheduler_config) -> object:
     if name not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {sorted(SCHEDULERS)}, got {name!r}")
     cls, extra = SCHEDULERS[name], {}
-    if train_scheduler_config.get("clip_sample") and "thresholding" in inspect.signature(cls).parameters:
+    takes = inspect.signature(cls).parameters
+    config = {k: v for k, v in train_scheduler_config.items() if k in takes}  # another sampler's keys left out
+    if config.get("clip_sample") and "thresholding" in takes:
         extra = {"thresholding": True, "sample_max_value": 1.0}
     if name == "ddpm":  # "trailing" walks t = T−1 … 0; SD's "leading" + steps_offset 1 would ask for t = T at T steps
         extra["timestep_spacing"] = "trailing"
-    return cls.from_config(train_scheduler_config, **extra)
+    return cls.from_config(config, **extra)
 
 
 def model_hash(weights: str | Path) -> str:
@@ -193,6 +197,7 @@ class Text2ImagePipeline:
         self.name, self.hash = name, hash
         self.defaults: SamplingSettings = defaults or SamplingSettings()  # what a call without settings uses
         self.mixed_precision = mixed_precision  # "auto" (bf16 where the device runs it natively), "no", "bf16", "fp16"
+        self.takes_negative_prompt = not takes_guidance(unet)  # a distilled student's guidance is an input
 
     @property
     def family(self) -> str:
@@ -330,9 +335,14 @@ class Text2ImagePipeline:
     ) -> Request:
         """Every argument checked once (the ranges by the settings classes); a ValueError naming the first bad one."""
         max_steps = self.scheduler_config["num_train_timesteps"]
+        if settings.scheduler == "lcm":
+            max_steps = self.scheduler_config.get("original_inference_steps", 50)  # the grid LCM's steps come from
         if settings.steps > max_steps:
-            raise ValueError(f"steps must be at most the model's {max_steps} training timesteps, got {settings.steps}")
+            limit = "LCM grid's" if settings.scheduler == "lcm" else "model's"
+            raise ValueError(f"steps must be at most the {limit} {max_steps} timesteps, got {settings.steps}")
         prompts, negatives = check_request(prompt, negative_prompt, seed, per_prompt, output_type)
+        if not self.takes_negative_prompt and any(negatives):
+            raise ValueError("this model is a distilled student: it takes guidance as an input, not a negative prompt")
         if (edits.strength != 1 or mask_image is not None) and image is None:
             raise ValueError("strength and mask_image edit an image: give image= as well")
         sources = None
@@ -350,9 +360,13 @@ class Text2ImagePipeline:
 
     def encode_request(self, request: Request) -> tuple[dict, bool]:
         """1. The UNet's text inputs: [negative; prompt] under guidance, else the prompt's (a word swap's sources
-        first); and whether guidance is on."""
+        first); and whether guidance doubles the batch (not for a distilled student: g is its input)."""
         texts = request.prompts if request.sources is None else request.sources + request.prompts
         cond = self.encode_prompt(texts, request.per_prompt)
+        if takes_guidance(self.unet):  # w = g − 1, embedded (LCM)
+            g = torch.full((len(cond["encoder_hidden_states"]),), request.settings.guidance, device=self.device)
+            cond["timestep_cond"] = guidance_embedding(g, self.unet.config.time_cond_proj_dim).to(self.unet.dtype)
+            return cond, False
         if not uses_guidance(request.settings.guidance):
             return cond, False
         uncond = self.encode_prompt(request.negatives * request.copies, request.per_prompt)
@@ -417,8 +431,9 @@ class Text2ImagePipeline:
         return control, words
 
     def denoise_step(self, sampler, latents, t, context, guidance: float, generator) -> torch.Tensor:
-        """3. ε = ε_u + g (ε_c − ε_u) (one pass without guidance), then one sampler step."""
-        guided = uses_guidance(guidance)
+        """3. ε = ε_u + g (ε_c − ε_u) (one pass without guidance, or for a student: g is its input), then one
+        sampler step."""
+        guided = uses_guidance(guidance) and not takes_guidance(self.unet)
         model_input = sampler.scale_model_input(torch.cat([latents] * 2) if guided else latents, t)
         eps = denoise(self.unet, model_input, t, context).float()
         if guided:

@@ -65,6 +65,16 @@ def tiny_model_states_only(tmp_path_factory, trained_tiny, tiny_cache):
 
 
 @pytest.fixture(scope="session")
+def tiny_student(tmp_path_factory, tiny_model, tiny_cache, tiny_faces):
+    """The tiny model distilled into a few-step student (configs/distill-tiny.yaml; the tiny cache reused)."""
+    from t2i.config import load_distill_config
+    from t2i.distill.train import distill
+
+    config = load_distill_config("configs/distill-tiny.yaml")
+    return distill(config, tiny_model, tiny_faces, tmp_path_factory.mktemp("tiny_student"), tiny_cache)
+
+
+@pytest.fixture(scope="session")
 def text_cache_dir(tmp_path_factory):
     """One caption-embedding cache folder shared by the tiny runs of every family (each caption encoded once)."""
     return tmp_path_factory.mktemp("text_cache")

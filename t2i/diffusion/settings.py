@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from t2i.settings import MAX_GUIDANCE, SWAP_STEPS, Settings, setting
 
-SCHEDULER_NAMES = ("dpm++", "ddim", "ddpm", "euler", "euler-a", "unipc")  # t2i.pipeline.SCHEDULERS: their samplers
+# t2i.pipeline.SCHEDULERS: their samplers; lcm samples a distilled student (t2i distill)
+SCHEDULER_NAMES = ("dpm++", "ddim", "ddpm", "euler", "euler-a", "unipc", "lcm")
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from diffusers import UNet2DConditionModel
 
@@ -59,9 +61,25 @@ def sentence_token_count(unet) -> int:
     return unet.encoder_hid_proj.num_image_text_embeds if unet.config.encoder_hid_dim_type == "text_image_proj" else 0
 
 
+def takes_guidance(unet) -> bool:
+    """Whether a UNet takes the guidance scale as an input (a distilled student, t2i.distill: LCM's w-embedding)."""
+    return unet.config.time_cond_proj_dim is not None
+
+
+def guidance_embedding(guidance: torch.Tensor, dim: int) -> torch.Tensor:
+    """A distilled student's guidance input: w = g − 1 (ε_c + w (ε_c − ε_u) is guidance g), embedded as LCM's
+    pipeline does, sin/cos of 1000·w at dim/2 frequencies 10000^(−k / (dim/2 − 1)); (batch, dim)."""
+    w = (guidance.float() - 1) * 1000
+    half = dim // 2
+    frequencies = torch.exp(torch.arange(half, device=w.device) * -(math.log(10000.0) / (half - 1)))
+    angles = w[:, None] * frequencies[None]
+    return torch.cat([angles.sin(), angles.cos()], 1)
+
+
 def denoise(unet, z_t: torch.Tensor, t, condition: dict[str, torch.Tensor]) -> torch.Tensor:
     """εθ(z_t, t, τθ(y)) for the text inputs of t2i.text.unet_condition, passed as diffusers' UNet takes them (an
-    upsampler's condition too: `low_resolution`, and its noise level as `class_labels`)."""
+    upsampler's condition too: `low_resolution`, and its noise level as `class_labels`; a distilled student's
+    guidance_embedding as `timestep_cond`)."""
     sentence = {"image_embeds": condition["image_embeds"]} if "image_embeds" in condition else None
     if "low_resolution" in condition:  # a cascade's upsampler reads [x_t ; up(x_lr) noised to level s]
         z_t = torch.cat([z_t, condition["low_resolution"].to(z_t.dtype)], 1)
@@ -71,4 +89,5 @@ def denoise(unet, z_t: torch.Tensor, t, condition: dict[str, torch.Tensor]) -> t
         encoder_hidden_states=condition["encoder_hidden_states"],
         class_labels=condition.get("class_labels"),
         added_cond_kwargs=sentence,
+        timestep_cond=condition.get("timestep_cond"),
     ).sample
