@@ -440,7 +440,7 @@ def _serve(args):
 
     limits = ServeLimits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeLimits)})
     key = args.api_key if args.api_key is not None else os.environ.get("T2I_API_KEY")
-    serve(args.model, args.host, args.port, key, limits)
+    serve(args.model, args.host, args.port, key, limits, args.live)
 
 
 def _add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
@@ -770,6 +770,7 @@ def _model_commands(commands) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=bounded(int, 1, 65535), default=7860)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set T2I_API_KEY)")
+    p.add_argument("--live", default=None, help="a distilled student (t2i distill) that draws as you type on the page")
     add_settings_flags(p, {"limits": ServeLimits}, dataclasses.asdict(ServeLimits()))
     p.set_defaults(func=_serve)
 

@@ -6,7 +6,10 @@
                         diffusion: attention} -> PNGs (base64), with a heat map per prompt token if attention
     POST /v1/edit       the same, and (diffusion models) image (base64 or a data: URL), strength, mask (white =
                         repaint), source_prompt and swap_steps (a word swap: each image with its source's)
-    GET  /v1/model      what is loaded: name, hash, family, size, its settings with their ranges, defaults, limits
+    POST /v1/live       {prompt, seed, guidance} -> one PNG from the live student (`--live`: a distilled model, 1
+                        step), on its own thread; a request overtaken by a newer one before it runs gets 409
+    GET  /v1/model      what is loaded: name, hash, family, size, its settings with their ranges, defaults, limits,
+                        and the live student (or null)
     GET  /v1/progress   the running generation's step and how many requests wait
     GET  /healthz       liveness, answered even while generating
     GET  /openapi.json  the schema (FastAPI); /docs renders it with Swagger UI served from the package (no CDN)
@@ -53,7 +56,14 @@ from t2i.settings import IMAGE_TO_IMAGE_STRENGTH, INPAINTING_STRENGTH, SWAP_STEP
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
 
+LIVE_STEPS = 1  # the live student's steps: one UNet evaluation per keystroke
+
+
 class GenerationTimeout(Exception):
+    pass
+
+
+class Superseded(Exception):
     pass
 
 
@@ -351,6 +361,45 @@ class Worker:
         ]
 
 
+class LiveWorker:
+    """The live student's thread. Every request takes a ticket when it arrives; one whose ticket is no longer the
+    newest when its turn comes (the user typed on) is dropped unrun: only the latest prompt is drawn."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live")
+        self.newest = 0  # the last ticket handed out; changed only on the event loop
+
+    def ticket(self) -> int:
+        self.newest += 1
+        return self.newest
+
+    def run(self, ticket: int, prompt: str, seed: int, guidance: float) -> ImageOut:
+        if ticket != self.newest:
+            raise Superseded
+        settings = dataclasses.replace(self.pipe.defaults, steps=LIVE_STEPS, guidance=guidance)
+        [(image, parameters)] = generate_with_parameters(self.pipe, prompt, seed=seed, settings=settings)
+        return ImageOut(png_base64=png_base64(image, parameters), seed=seed)
+
+
+def live_request_model(limits: ServeLimits, live) -> type[BaseModel]:
+    """/v1/live's body: the prompt, a seed, the student's guidance (its range and default its own)."""
+    guidance = setting_fields(limits, live.defaults)["guidance"]
+    return create_model(
+        "LiveRequest",
+        __config__=ConfigDict(extra="forbid"),
+        prompt=(Text, Field(max_length=limits.max_prompt_chars, description="the prompt as typed so far")),
+        seed=(int, Field(0, ge=0, le=2**32 - 1, description="the image's seed")),
+        guidance=guidance,
+    )
+
+
+def check_live(live) -> None:
+    """A live model must be a distilled student (its guidance an input: one UNet pass per step)."""
+    if live is not None and live.takes_negative_prompt:
+        raise ValueError(f"--live {live.name}: not a distilled student; make one with `t2i distill`")
+
+
 EDIT_FIELDS = (
     "image",
     "strength",
@@ -408,6 +457,7 @@ def model_info(pipe, limits: ServeLimits, generate_request: type[BaseModel], api
         "defaults": dataclasses.asdict(pipe.defaults) | {"n": 1},
         "limits": vars(limits),
         "api_key_required": bool(api_key),
+        "live": None,
     }
 
 
@@ -438,8 +488,10 @@ async def answer(worker: Worker, limits: ServeLimits, parameters: dict, request:
     return GenerateResponse(images=images, parameters=shown, seconds=round(time.monotonic() - start, 3))
 
 
-def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = None):
+def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = None, live=None):
+    """The app over `pipe`; `live`: a distilled student's pipeline for /v1/live (None: no live mode)."""
     check_api_key(api_key)
+    check_live(live)
     limits = limits or ServeLimits()
     worker = Worker(pipe)
     GenerateRequest = request_model(limits, pipe)
@@ -470,7 +522,11 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
 
     @app.get("/v1/model", dependencies=keyed, responses=unauthorized)
     def model() -> dict:
-        return model_info(pipe, limits, GenerateRequest, api_key)
+        info = model_info(pipe, limits, GenerateRequest, api_key)
+        if live is not None:
+            guidance = live.defaults.guidance
+            info["live"] = {"name": live.name, "hash": live.hash, "steps": LIVE_STEPS, "guidance": guidance}
+        return info
 
     @app.get("/v1/progress", dependencies=keyed, responses=unauthorized)
     def progress() -> dict:
@@ -486,6 +542,25 @@ def create_app(pipe, limits: ServeLimits | None = None, api_key: str | None = No
     @app.post("/v1/generate", response_model=GenerateResponse, dependencies=keyed, responses=errors)
     async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:  # type: ignore[valid-type]
         return await answer(worker, limits, body.model_dump(), request)
+
+    if live is not None:
+        live_worker, LiveRequest = LiveWorker(live), live_request_model(limits, live)
+
+        @app.post(
+            "/v1/live",
+            response_model=ImageOut,
+            dependencies=keyed,
+            responses=unauthorized | {409: {"description": "a newer live request came before this one ran"}},
+        )
+        async def draw_live(body: LiveRequest) -> ImageOut:  # type: ignore[valid-type]
+            ticket = live_worker.ticket()
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(
+                    live_worker.executor, live_worker.run, ticket, body.prompt, body.seed, body.guidance
+                )
+            except Superseded:
+                raise HTTPException(409, "superseded by a newer live request") from None
 
     @app.post(
         "/v1/edit",
@@ -516,7 +591,9 @@ def serve(
     port: int = 7860,
     api_key: str | None = None,
     limits: ServeLimits | None = None,
+    live_dir: str | Path | None = None,
 ) -> None:
+    """Serve a model folder (and `live_dir`, a distilled student for the page's live mode) until stopped."""
     import uvicorn
 
     limits = limits or ServeLimits()
@@ -526,7 +603,8 @@ def serve(
             f"warning: listening on {host}: anyone who can reach this machine can use the server"
             + ("" if api_key else " (no --api-key set)")
         )
-    app = create_app(load_pipeline(model_dir), limits, api_key)
+    live = load_pipeline(live_dir) if live_dir else None
+    app = create_app(load_pipeline(model_dir), limits, api_key, live)
     print(f"t2i serving {model_dir} at http://{host}:{port}/ (API docs at /docs)")
     protocol = head_timeout_protocol(limits.read_timeout_s)
     uvicorn.run(app, host=host, port=port, log_level="info", http=protocol, timeout_keep_alive=5)

@@ -202,3 +202,35 @@ def test_models_that_do_not_edit_say_so(tiny_gan):
     response = client.post("/v1/edit", json={"prompt": "a hat", "source_prompt": "a cap"})
     assert response.status_code == 400 and "gan model" in response.json()["detail"]
     assert client.post("/v1/generate", json={"prompt": "a hat", "attention": True}).status_code == 422
+
+
+@pytest.fixture(scope="module")
+def student(tiny_student):
+    return Text2ImagePipeline.from_pretrained(tiny_student)
+
+
+def test_live_draws_one_step_of_the_student_and_the_model_says_so(pipe, student, client):
+    assert client.get("/v1/model").json()["live"] is None
+    with pytest.raises(ValueError, match="not a distilled student"):
+        create_app(pipe, live=pipe)
+    live = TestClient(create_app(pipe, ServeLimits(max_prompt_chars=50), live=student))
+    info = live.get("/v1/model").json()["live"]
+    assert info == {"name": student.name, "hash": student.hash, "steps": 1, "guidance": student.defaults.guidance}
+    result = live.post("/v1/live", json={"prompt": "She wears eyeglasses.", "seed": 4}).json()
+    image = Image.open(io.BytesIO(base64.b64decode(result["png_base64"])))
+    assert result["seed"] == 4 and "Steps: 1, Sampler: lcm" in image.text["parameters"]
+    again = live.post("/v1/live", json={"prompt": "She wears eyeglasses.", "seed": 4}).json()
+    assert again["png_base64"] == result["png_base64"]
+    for bad in ({"prompt": "x" * 51}, {"prompt": "a", "guidance": 99}, {"prompt": "a", "steps": 4}):
+        assert live.post("/v1/live", json=bad).status_code == 422
+    assert client.post("/v1/live", json={"prompt": "a"}).status_code == 404  # no --live: no route
+
+
+def test_a_live_request_overtaken_before_it_runs_is_dropped(student):
+    from t2i.serve import LiveWorker, Superseded
+
+    worker = LiveWorker(student)
+    stale, newest = worker.ticket(), worker.ticket()  # the user typed again while the first waited
+    with pytest.raises(Superseded):
+        worker.run(stale, "She wears", 0, 5.0)
+    assert worker.run(newest, "She wears eyeglasses.", 0, 5.0).png_base64

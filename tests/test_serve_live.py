@@ -5,6 +5,7 @@ import concurrent.futures
 import io
 import os
 import shutil
+import time
 
 import httpx
 import psutil
@@ -60,6 +61,33 @@ def _type(driver, **fields):
         field = driver.find_element(By.ID, name)
         field.clear()
         field.send_keys(text)
+
+
+def test_live_mode_redraws_as_the_prompt_is_typed(tiny_model, tiny_student, start_server, browser):
+    from selenium.webdriver.common.by import By
+
+    url, _, _ = start_server(tiny_model, "--live", str(tiny_student))
+    wait = _loaded(browser, url)
+    image = browser.find_element(By.ID, "live-image")
+    wait.until(lambda d: image.get_attribute("title") == "This woman wears a hat and eyeglasses.")  # the page's prompt
+    first = image.get_attribute("src")
+    assert first.startswith("data:image/png;base64,")
+    prompt = browser.find_element(By.ID, "prompt")
+    prompt.clear()
+    for word in "This man has a goatee and wears a hat.".split():  # a word at a time, as a user types
+        prompt.send_keys(word + " ")
+    wait.until(lambda d: image.get_attribute("title") == "This man has a goatee and wears a hat. ")
+    assert image.get_attribute("src") != first
+    stats = browser.execute_script("return window.liveStats")
+    assert stats["shown"] >= 2 and stats["sent"] <= 1 + 9  # debounced: at most one request per keystroke burst
+    assert "after the keystroke" in browser.find_element(By.ID, "live-status").text
+    before = browser.execute_script("return {...window.liveStats}")
+    browser.execute_script("drawLive(performance.now()); drawLive(performance.now());")  # the second cancels the first
+    wait.until(lambda d: d.execute_script("return window.liveStats.shown") == before["shown"] + 1)
+    time.sleep(0.5)  # the cancelled one never shows, even late
+    after = browser.execute_script("return window.liveStats")
+    assert (after["aborted"], after["shown"]) == (before["aborted"] + 1, before["shown"] + 1)
+    assert not browser.find_element(By.ID, "generate").get_attribute("disabled")  # the full model: one click away
 
 
 def test_browser_types_a_prompt_and_gets_images(server, browser, tmp_path):
