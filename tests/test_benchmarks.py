@@ -101,3 +101,13 @@ def test_milestones_curve_scores_every_snapshot(tiny_faces, tiny_classifier, tex
     assert [p["images_seen"] for p in curves["pixel16"]] == [32, 64, 80]  # snapshots at 4 and 8 steps of 8, then 10
     assert all(0 <= p["alignment"] <= 1 and p["frechet_distance"] > 0 for p in curves["pixel16"])
     assert (tmp_path / "out" / "curves.png").is_file()
+
+
+def test_distill_student_smoke(tiny_model, tiny_student, tiny_classifier, tiny_faces):
+    result = _run(
+        "distill_student.py", "--teacher", tiny_model, "--student", tiny_student, "--classifier", tiny_classifier[0],
+        "--data", tiny_faces,
+    )  # fmt: skip
+    assert result["throughput"]["student 1"]["speedup_over_teacher"]["median"] > 0
+    row = result["alignment"]["student 1 step(s), guidance 5"]
+    assert 0 <= row["alignment"] <= 1 and row["of_teacher"]["alignment"] >= 0
