@@ -86,7 +86,7 @@ def main():
     args = parser.parse_args()
     if args.smoke:
         args.prompts, args.n_per_prompt, args.steps, args.guidance, args.batch, args.repeats = 2, 1, [1], [5.0], 2, 1
-    teacher, student = Text2ImagePipeline.from_pretrained(args.teacher), Text2ImagePipeline.from_pretrained(args.student)
+    teacher, student = (Text2ImagePipeline.from_pretrained(folder) for folder in (args.teacher, args.student))
     result = {"teacher": args.teacher, "student": args.student, "threads": torch.get_num_threads()}
     result["throughput"] = throughput(teacher, student, args)
     result["alignment"] = alignment_rows(teacher, student, args)
