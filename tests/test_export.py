@@ -41,6 +41,17 @@ def test_fp16_export_halves_the_unet_and_generates_nearly_the_same(tiny_model, t
     assert (a - b).abs().max() < 0.05
 
 
+def test_a_distilled_student_exports_in_float16_and_not_to_stable_diffusion(tiny_student, tmp_path):
+    from t2i.export import export_t2i_fp16
+
+    with pytest.raises(ValueError, match="distilled student"):
+        export_diffusers(tiny_student, tmp_path / "sd")
+    half = Text2ImagePipeline.from_pretrained(export_t2i_fp16(tiny_student, tmp_path / "half"))
+    assert half.defaults.scheduler == "lcm" and half.unet.config.time_cond_proj_dim == 256
+    a = Text2ImagePipeline.from_pretrained(tiny_student)("a hat", output_type="pt")
+    assert (a - half("a hat", output_type="pt")).abs().max() < 0.05
+
+
 @pytest.mark.parametrize("model", ["tiny", "demo"])
 def test_a_model_with_the_sentence_embedding_exports_with_its_pipeline_and_draws_our_image(model, tiny_model, tmp_path):
     from diffusers import DiffusionPipeline
