@@ -102,7 +102,7 @@ def make_scheduler(name: str, train_scheduler_config) -> object:
     cls, extra = SCHEDULERS[name], {}
     takes = inspect.signature(cls).parameters
     config = {k: v for k, v in train_scheduler_config.items() if k in takes}  # another sampler's keys left out
-    if config.get("clip_sample") and "thresholding" in takes:
+    if train_scheduler_config.get("clip_sample") and "thresholding" in takes:
         extra = {"thresholding": True, "sample_max_value": 1.0}
     if name == "ddpm":  # "trailing" walks t = T−1 … 0; SD's "leading" + steps_offset 1 would ask for t = T at T steps
         extra["timestep_spacing"] = "trailing"
