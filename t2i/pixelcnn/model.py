@@ -40,14 +40,24 @@ class GatedLayer(nn.Module):
         self.horizontal_out = nn.Conv2d(width, width, 1)
         self.condition = nn.Linear(text_dim, 4 * width)  # V s for both stacks' gates
 
-    def forward(self, v: torch.Tensor, x: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, w = x.shape[-2:]
-        v_pre = self.vertical(F.pad(v, (self.half, self.half, self.half, 0)))  # rows i − k//2 … i
-        x_pre = self.horizontal(F.pad(x, (self.half + self.first, 0, 0, 0)))[..., :w]  # codes j − k//2 … j (< j: 'A')
-        v_above = F.pad(v_pre, (0, 0, 1, 0))[:, :, :h]  # shifted down a row: rows < i only
-        s_v, s_x = self.condition(s)[:, :, None, None].chunk(2, 1)
+    def vertical_stack(self, v: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The vertical convolution at each row (over rows i − k//2 … i) and the next layer's v."""
+        v_pre = self.vertical(F.pad(v, (self.half, self.half, self.half, 0)))
+        s_v, _ = self.condition(s)[:, :, None, None].chunk(2, 1)
+        return v_pre, gate(v_pre + s_v)
+
+    def horizontal_stack(self, x: torch.Tensor, v_above: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The next x from the codes j − k//2 … j of each row (< j in the first layer) and `v_above`, the vertical
+        convolution of the row above."""
+        x_pre = self.horizontal(F.pad(x, (self.half + self.first, 0, 0, 0)))[..., : x.shape[-1]]
+        _, s_x = self.condition(s)[:, :, None, None].chunk(2, 1)
         x_new = self.horizontal_out(gate(x_pre + self.vertical_to_horizontal(v_above) + s_x))
-        return gate(v_pre + s_v), x_new if self.first else x + x_new
+        return x_new if self.first else x + x_new
+
+    def forward(self, v: torch.Tensor, x: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v_pre, v_next = self.vertical_stack(v, s)
+        v_above = F.pad(v_pre, (0, 0, 1, 0))[:, :, : x.shape[-2]]  # shifted down a row: rows < i only
+        return v_next, self.horizontal_stack(x, v_above, s)
 
 
 class GatedPixelCNN(nn.Module):
@@ -66,6 +76,26 @@ class GatedPixelCNN(nn.Module):
         v = x = self.embedding(tokens).permute(0, 3, 1, 2)
         for layer in self.layers:
             v, x = layer(v, x, sentence)
+        return self.out(self.head(x))
+
+    def rows_above(self, tokens: torch.Tensor, sentence: torch.Tensor) -> list[torch.Tensor]:
+        """For the row after `tokens` (B, rows, w): each layer's vertical convolution of the row above it (zeros for
+        the first row), which is all that the horizontal stacks of that row read from the rows above."""
+        batch, rows, w = tokens.shape
+        if rows == 0:
+            return [torch.zeros(batch, 2 * self.embedding.embedding_dim, 1, w, device=tokens.device)] * len(self.layers)
+        v, above = self.embedding(tokens).permute(0, 3, 1, 2), []
+        for layer in self.layers:
+            v_pre, v = layer.vertical_stack(v, sentence)
+            above.append(v_pre[:, :, -1:])
+        return above
+
+    def row_logits(self, row: torch.Tensor, above: list[torch.Tensor], sentence: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K, 1, c) of a row's first c codes (B, 1, c) given `rows_above`: the full grid's logits there,
+        for a 1 × c convolution per layer instead of the rows above again (fast PixelCNN sampling)."""
+        x = self.embedding(row).permute(0, 3, 1, 2)
+        for layer, v_above in zip(self.layers, above, strict=True):
+            x = layer.horizontal_stack(x, v_above[..., : row.shape[-1]], sentence)
         return self.out(self.head(x))
 
     def loss(self, tokens: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:

@@ -26,16 +26,18 @@ class PixelCNNPipeline(TokenPipeline):
     @torch.no_grad()
     def sample_tokens(self, text, mask, gumbel, settings: TokenSamplingSettings, callback=None) -> torch.Tensor:
         """Tokens (B, N) for text states (B or 2B with guidance, L, D); gumbel: (B, N, K) noise, one row per image.
-        Position (i, j) needs only rows ≤ i: the network runs on those."""
+        Each row starts from the rows above it once (`rows_above`); each code then needs the row's codes before it."""
         model, batch = self.prior, gumbel.shape[0]
         sentence = sentence_embedding(text, mask)
         guided = len(text) == 2 * batch
         grid = torch.zeros(batch, model.side, model.side, dtype=torch.long, device=self.device)
-        for i in range(model.sequence_length):
-            row, column = divmod(i, model.side)
-            inputs = grid[:, : row + 1]
-            logits = model(torch.cat([inputs, inputs]) if guided else inputs, sentence)[:, :, row, column]
-            grid[:, row, column] = next_token(logits, gumbel[:, i], settings)[:, 0]
-            if callback is not None:
-                callback(i + 1, model.sequence_length)
+        for row in range(model.side):
+            above = model.rows_above(torch.cat([grid[:, :row]] * 2) if guided else grid[:, :row], sentence)
+            for column in range(model.side):
+                codes = grid[:, row : row + 1, : column + 1]
+                logits = model.row_logits(torch.cat([codes, codes]) if guided else codes, above, sentence)
+                i = row * model.side + column
+                grid[:, row, column] = next_token(logits[:, :, 0, column], gumbel[:, i], settings)[:, 0]
+                if callback is not None:
+                    callback(i + 1, model.sequence_length)
         return grid.flatten(1)

@@ -34,6 +34,18 @@ def test_the_first_rows_alone_give_the_same_logits():
         assert torch.allclose(model(grid[:, :rows], sentence), full[:, :, :rows], atol=1e-6)
 
 
+def test_row_by_row_logits_are_the_full_grid_s():
+    model, sentence = _model().eval(), torch.randn(2, 4)
+    grid = torch.randint(0, 8, (2, 6, 6), generator=torch.Generator().manual_seed(4))
+    full = model(grid, sentence)
+    with torch.no_grad():
+        for row in range(6):
+            above = model.rows_above(grid[:, :row], sentence)
+            for columns in (1, 4, 6):
+                logits = model.row_logits(grid[:, row : row + 1, :columns], above, sentence)
+                assert torch.allclose(logits[:, :, 0], full[:, :, row, :columns], atol=1e-5)
+
+
 def test_the_loss_falls_on_one_batch_and_the_caption_changes_the_logits(fit_one_batch):
     model = _model()
     tokens = torch.randint(0, 8, (4, 36), generator=torch.Generator().manual_seed(3))
