@@ -66,6 +66,7 @@ class ConsistencyTask(TrainingTask):
             "constant_with_warmup", self.optimizer, num_warmup_steps=tc.warmup_steps, num_training_steps=tc.steps
         )
         self.schedule = DDPMScheduler.from_config(self.teacher.scheduler_config)
+        self.alphas = self.schedule.alphas_cumprod.to(device)  # ᾱ_t, read at every step
         self.grid_times = solver_timesteps(self.schedule.config.num_train_timesteps, tc.solver_steps).to(device)
         self.skip = self.schedule.config.num_train_timesteps // tc.solver_steps  # k
         self.parts = {
@@ -90,6 +91,7 @@ class ConsistencyTask(TrainingTask):
         self.world, self.rank = run.accelerator.num_processes, run.accelerator.process_index
         self.prepared = run.accelerator.prepare(self.student, self.optimizer, self.lr_schedule)[0]
         self.images_per_step = self.tc.batch_size * self.world
+        self.empty = self.encode([""])  # the teacher's unconditional input, the same at every step
 
     def encode(self, captions: list[str]) -> dict[str, torch.Tensor]:
         """The UNet's text inputs of `captions` (no token dropout: the teacher sees the whole caption)."""
@@ -112,8 +114,9 @@ class ConsistencyTask(TrainingTask):
 
     def loss(self, z0: torch.Tensor, captions: list[str], generator: torch.Generator) -> torch.Tensor:
         """d(f_θ(z_t, t, g), f_θ⁻(ẑ_s, s, g)) for grid times t, guidance g and noise ε drawn from `generator`."""
-        tc, device, alphas, batch = self.tc, self.run.device, self.schedule.alphas_cumprod, len(z0)
-        cond, uncond = self.encode(captions), self.encode([""] * batch)
+        tc, device, alphas, batch = self.tc, self.run.device, self.alphas, len(z0)
+        cond = self.encode(captions)
+        uncond = {k: v.expand(batch, *v.shape[1:]) for k, v in self.empty.items()}
         t = self.grid_times[torch.randint(0, tc.solver_steps, (batch,), generator=generator).to(device)]
         s = (t - self.skip).clamp(min=0)  # the teacher's step lands on t − k (from the first grid time: on 0)
         noise = torch.randn(z0.shape, generator=generator).to(device)
