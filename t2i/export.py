@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 
-from t2i.diffusion.unet import sentence_token_count, takes_guidance, takes_pooled_text
+from t2i.diffusion.unet import sentence_token_count, takes_pooled_text
 from t2i.families import model_family
 from t2i.pipeline import Text2ImagePipeline, make_scheduler
 from t2i.text import PretrainedTextEncoder
@@ -49,7 +49,7 @@ def export_diffusers(model_dir: str | Path, out_dir: str | Path, scheduler: str 
         raise ValueError("diffusers' StableDiffusionPipeline needs an AutoencoderKL; this model has a VQ autoencoder")
     if not isinstance(pipe.text_encoder, PretrainedTextEncoder):
         raise ValueError("only models with a Hugging Face text encoder export; this one was trained from scratch")
-    if takes_guidance(pipe.unet):
+    if pipe.guidance_is_input:
         raise ValueError(
             "this model is a distilled student: its UNet takes the guidance scale as an input (timestep_cond), which "
             "diffusers' StableDiffusionPipeline never passes; `t2i export --format t2i-fp16` takes it"

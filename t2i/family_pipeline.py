@@ -31,6 +31,7 @@ class FamilyPipeline(ABC):
     """The call every family's pipeline takes; a subclass gives `defaults` and `draw`."""
 
     takes_edits = False  # no image-to-image, inpainting, word swap or attention maps
+    guidance_is_input = False  # a distilled student's (t2i distill): one pass per step, g embedded
     takes_mixed_precision = False  # float32 throughout
     defaults: Settings
 

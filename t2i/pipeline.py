@@ -197,7 +197,8 @@ class Text2ImagePipeline:
         self.name, self.hash = name, hash
         self.defaults: SamplingSettings = defaults or SamplingSettings()  # what a call without settings uses
         self.mixed_precision = mixed_precision  # "auto" (bf16 where the device runs it natively), "no", "bf16", "fp16"
-        self.takes_negative_prompt = not takes_guidance(unet)  # a distilled student's guidance is an input
+        self.guidance_is_input = takes_guidance(unet)  # a distilled student: one pass per step, g embedded (LCM)
+        self.takes_negative_prompt = not self.guidance_is_input
 
     @property
     def family(self) -> str:
@@ -363,7 +364,7 @@ class Text2ImagePipeline:
         first); and whether guidance doubles the batch (not for a distilled student: g is its input)."""
         texts = request.prompts if request.sources is None else request.sources + request.prompts
         cond = self.encode_prompt(texts, request.per_prompt)
-        if takes_guidance(self.unet):  # w = g − 1, embedded (LCM)
+        if self.guidance_is_input:  # w = g − 1, embedded (LCM)
             g = torch.full((len(cond["encoder_hidden_states"]),), request.settings.guidance, device=self.device)
             cond["timestep_cond"] = guidance_embedding(g, self.unet.config.time_cond_proj_dim).to(self.unet.dtype)
             return cond, False
@@ -433,7 +434,7 @@ class Text2ImagePipeline:
     def denoise_step(self, sampler, latents, t, context, guidance: float, generator) -> torch.Tensor:
         """3. ε = ε_u + g (ε_c − ε_u) (one pass without guidance, or for a student: g is its input), then one
         sampler step."""
-        guided = uses_guidance(guidance) and not takes_guidance(self.unet)
+        guided = uses_guidance(guidance) and not self.guidance_is_input
         model_input = sampler.scale_model_input(torch.cat([latents] * 2) if guided else latents, t)
         eps = denoise(self.unet, model_input, t, context).float()
         if guided:

@@ -48,7 +48,6 @@ from PIL import Image
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from t2i.data.check import open_rgb
-from t2i.diffusion.unet import takes_guidance
 from t2i.editing import Edited, edit_with_parameters, heat_map, size_problem
 from t2i.families import load_pipeline, trained_parameters
 from t2i.generate import generate_with_parameters, save_png
@@ -397,7 +396,7 @@ def live_request_model(limits: ServeLimits, live) -> type[BaseModel]:
 
 def check_live(live) -> None:
     """A live model must be a distilled student (its guidance an input: one UNet pass per step)."""
-    if live is not None and not (hasattr(live, "unet") and takes_guidance(live.unet)):
+    if live is not None and not live.guidance_is_input:
         raise ValueError(f"--live {live.name}: not a distilled student; make one with `t2i distill`")
 
 
