@@ -63,6 +63,14 @@ def _data_synth(args):
     print(f"wrote {args.n} captioned faces ({args.size}x{args.size}) to {out}")
 
 
+def _data_shapes(args):
+    from t2i.data.shapes import make_shapes
+
+    out = make_shapes(args.out, args.n, args.seed, args.held_out)
+    print(f"wrote {args.n} images of two coloured shapes and their captions to {out}")
+    print(f"the benchmark's prompts: {out / 'prompts.jsonl'} (`t2i eval rephrasing --prompts`; docs/rephrasing.md)")
+
+
 def _data_preview(args):
     from t2i.data.preview import preview_grid
 
@@ -202,7 +210,9 @@ def _eval_upsampler(args):
 def _eval_train_classifier(args):
     from t2i.eval.classifier import ClassifierConfig, train_classifier
 
-    config = ClassifierConfig(epochs=args.epochs, width=args.width, seed=args.seed, image_size=args.size)
+    config = ClassifierConfig(
+        image_size=args.size, width=args.width, epochs=args.epochs, flip=not args.no_flip, seed=args.seed
+    )
     info = train_classifier(args.data, args.out, config)
     for name, accuracy in info["test_accuracy"].items():
         print(f"{name:22s} {100 * accuracy:6.2f}%")
@@ -289,8 +299,9 @@ def _eval_rephrasing(args):
     first = next(iter(r["suites"]))
     for name, value in r["suites"].items():
         gap = f" ({-100 * r['gap'][name]:+.1f} points)" if name != first else ""
-        print(f"{name.replace('_', ' ')}: {value:.1%}{gap}")
-    print(f"real test images, their own captions: {r['real_ceiling']:.1%}; rephrasing.json in {args.out}")
+        parts = [f"{part.replace('_', '-')} {r[part][name]:.1%}" for part in ("seen", "held_out") if name in r[part]]
+        print(f"{name.replace('_', ' ')}: {value:.1%}{gap}" + (f" ({', '.join(parts)})" if parts else ""))
+    print(f"real test images, what they show: {r['real_ceiling']:.1%}; rephrasing.json in {args.out}")
 
 
 def _eval_attention(args):
@@ -536,6 +547,12 @@ def _data_commands(commands) -> None:
     p.add_argument("--workers", type=bounded(int, 1, 1024), default=None, help="processes (None: all cores)")
     p.add_argument("--parts", action="store_true", help="also each face's part map in CelebAMask-HQ-parts/")
     p.set_defaults(func=_data_synth)
+    p = data.add_parser("shapes", help="the compositional benchmark: two coloured shapes, a held-out sentence shape")
+    p.add_argument("--out", required=True, help="output folder (an imagefolder, and prompts.jsonl)")
+    p.add_argument("--n", type=bounded(int, 1, 10**7), default=8000, help="number of images")
+    p.add_argument("--held-out", type=bounded(int, 1, 72), default=24, help="combinations no image shows")
+    p.add_argument("--seed", type=bounded(int, 0, SEEDS), default=0)
+    p.set_defaults(func=_data_shapes)
     p = data.add_parser("preview", help="grid of images with a caption under each")
     p.add_argument("dir", help="dataset folder or manifest")
     p.add_argument("--out", required=True, help="PNG to write")
@@ -637,8 +654,11 @@ def _eval_commands(commands) -> None:
     p.set_defaults(func=_eval_upsampler)
 
     p = evaluate.add_parser("train-classifier", help="the attribute classifier that evaluation uses as its referee")
-    p.add_argument("--data", required=True, help="dataset folder with an attribute file (trained on its train split)")
+    p.add_argument(
+        "--data", required=True, help='a dataset with attributes: an attribute file or "attributes" in its rows'
+    )
     p.add_argument("--out", required=True, help="folder for classifier.safetensors and classifier.json")
+    p.add_argument("--no-flip", action="store_true", help="no mirrored images in training (attributes name a side)")
     p.add_argument("--epochs", type=bounded(int, 1, 10**6), default=5, help="passes over the train split")
     p.add_argument("--width", type=bounded(int, 1, 4096), default=32, help="channels of the first stage")
     p.add_argument("--size", type=bounded(int, 16, 4096), default=64, help="image side the classifier works at")

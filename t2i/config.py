@@ -152,6 +152,8 @@ class CaptionAugmentConfig:
     rewrites: int = ranged(1, 0, 16)  # rewrites of each training caption, drawn as often as the caption (0: off);
     # each is encoded once into the text cache, so caching takes (1 + rewrites)× as long
     shuffle_clauses: bool = True  # a rewrite puts the caption's sentences in a random order
+    shuffle_phrases: bool = False  # ... and, inside each sentence, its phrases (between commas, semicolons and
+    # "and") in a random order with random joiners, each modifier kept with its noun (any data: docs/rephrasing.md)
     drop_filler: float = ranged(0.25, 0, below=1)  # ... and drops each filler word ("this", "the", ...) with this
     # probability
     face_shapes: bool = False  # ... or, for captions in the synthetic faces' phrase table, writes their attributes

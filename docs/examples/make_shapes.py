@@ -1,6 +1,7 @@
 """A small captioned dataset that is not faces, for the README's "train on your own images" walk-through:
 N 32x32 images of a coloured shape on the left or the right, as a Hugging Face imagefolder
 (images + metadata.jsonl with two captions each). Usage: python docs/examples/make_shapes.py data/shapes 3000
+(`t2i data shapes` writes the harder one: two shapes, for the compositional benchmark of docs/rephrasing.md.)
 """
 
 import json
@@ -10,21 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-COLOURS = {"red": (220, 40, 40), "green": (30, 170, 60), "blue": (40, 70, 220), "yellow": (235, 200, 30)}
-SHAPES = ("circle", "square", "triangle")
-
-
-def draw(shape: str, colour: tuple[int, int, int], left: int, top: int, size: int) -> Image.Image:
-    image = Image.new("RGB", (32, 32), (235, 235, 235))
-    box = (left, top, left + size, top + size)
-    pen = ImageDraw.Draw(image)
-    if shape == "circle":
-        pen.ellipse(box, fill=colour)
-    elif shape == "square":
-        pen.rectangle(box, fill=colour)
-    else:
-        pen.polygon([(left, top + size), (left + size, top + size), (left + size // 2, top)], fill=colour)
-    return image
+from t2i.data.shapes import BACKGROUND, COLOURS, SHAPES, SIZE, draw_shape
 
 
 def main(out: Path, n: int, seed: int = 0) -> None:
@@ -34,7 +21,9 @@ def main(out: Path, n: int, seed: int = 0) -> None:
         colour, shape, side = rng.choice(list(COLOURS)), rng.choice(SHAPES), rng.choice(("left", "right"))
         size = rng.randint(9, 13)
         left = rng.randint(1, 15 - size) if side == "left" else rng.randint(17, 31 - size)
-        draw(shape, COLOURS[colour], left, rng.randint(2, 30 - size), size).save(out / f"{i:05d}.png")
+        image = Image.new("RGB", (SIZE, SIZE), BACKGROUND)
+        draw_shape(ImageDraw.Draw(image), shape, colour, left, rng.randint(2, 30 - size), size)
+        image.save(out / f"{i:05d}.png")
         rows.append(
             {"file_name": f"{i:05d}.png", "text": [f"a {colour} {shape} on the {side}", f"{side}: {colour} {shape}"]}
         )

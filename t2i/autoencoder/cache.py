@@ -188,7 +188,7 @@ def _write_records(out: Path, data, n_shards: int, split_fractions, manifest: di
             "id": i,
             "split": split_of(i, split_fractions),
             "captions": by_id[i].captions,
-            "attributes": attribute_vector(by_id[i].attributes),
+            "attributes": attribute_vector(by_id[i].attributes, data.report.attribute_names),
         }
         for i in ids
     ]

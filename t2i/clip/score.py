@@ -104,7 +104,6 @@ def evaluate_clip(
     CLIP score (against the empty caption's, its floor), zero-shot attribute accuracy (beside the attribute
     classifier's on the same images, when given); metrics.json in `out`."""
     from t2i.config import load_clip_config
-    from t2i.data.captions import CELEBA_ATTRIBUTES
     from t2i.data.datasets import ImageCaptionDataset
     from t2i.eval.autoencoder import classifier_accuracies
 
@@ -123,7 +122,7 @@ def evaluate_clip(
         "clip_score": clip_score(u, v),
         "clip_score_empty_caption": clip_score(u, empty),
     }
-    zero_shot = zero_shot_attributes(referee, u, labels, CELEBA_ATTRIBUTES)
+    zero_shot = zero_shot_attributes(referee, u, labels, data.report.attribute_names)
     zero_shot = {name: accuracy for name, accuracy in zero_shot.items() if accuracy == accuracy}  # labelled ones
     metrics["zero_shot_accuracy"] = sum(zero_shot.values()) / len(zero_shot)
     metrics["zero_shot_accuracy_per_attribute"] = zero_shot
@@ -132,7 +131,7 @@ def evaluate_clip(
 
         classifier = load_classifier(classifier_dir)
         predicted = [classifier.predict(batch)[0] for batch in x.split(256)]
-        metrics |= classifier_accuracies(classifier, {"originals": predicted}, labels)
+        metrics |= classifier_accuracies(classifier, {"originals": predicted}, labels, data.report.attribute_names)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -2,6 +2,8 @@
 a caption says rather than where its words sit in a dataset's few templates.
 
     clauses   the caption's sentences (and ';'-separated clauses) in another order
+    phrases   inside each sentence, its phrases (the parts between commas, semicolons and "and") in another order,
+              joined by another of ", ", " and ", "; ": each modifier stays with its noun, the order changes
     filler    each filler word ("this", "the", "is", "has", ...) dropped with a probability; never a negation,
               never a word that says who it is ("he", "woman", ...)
     faces     a caption of the synthetic faces' phrase table rewritten in other sentence shapes, with any of each
@@ -29,6 +31,22 @@ NOUNS = {1: ("man", "gentleman"), -1: ("woman", "lady")}
 
 def _clauses(caption: str) -> list[str]:
     return [c for c in re.split(r"(?<=[.!?;])\s+", caption.strip()) if c]
+
+
+PHRASE_BREAK = re.compile(r"\s*[,;]\s*|\s+and\s+")
+JOINERS = (", ", " and ", "; ")
+
+
+def _shuffle_phrases(sentence: str, rng: np.random.Generator) -> str:
+    """A sentence's phrases in a random order with random joiners ("a red circle on the left and a blue square
+    on the right" -> "a blue square on the right; a red circle on the left"); its end mark stays at the end."""
+    end = sentence[-1] if sentence[-1] in ".!?" else ""
+    phrases = [p for p in PHRASE_BREAK.split(sentence[: len(sentence) - len(end)]) if p]
+    order = rng.permutation(len(phrases))
+    text = phrases[order[0]]
+    for i in order[1:]:
+        text += JOINERS[rng.integers(len(JOINERS))] + phrases[i]
+    return text + end
 
 
 def _drop_filler(text: str, p: float, rng: np.random.Generator) -> str:
@@ -76,6 +94,8 @@ def rewrite(caption: str, k: int, config: CaptionAugmentConfig, seed: int = 0) -
     clauses = _clauses(caption)
     if config.shuffle_clauses:
         clauses = [clauses[i] for i in rng.permutation(len(clauses))]
+    if config.shuffle_phrases:
+        clauses = [_shuffle_phrases(c, rng) for c in clauses]
     text = " ".join(clauses)
     return _drop_filler(text, config.drop_filler, rng) if config.drop_filler > 0 else text
 

@@ -5,6 +5,8 @@ Three sources share one record list:
   (b) a Hugging Face imagefolder: images plus metadata.jsonl with "file_name" and "text" (str or list);
   (c) a CSV or JSONL manifest with "image" (path relative to the manifest) and "text" columns; in a CSV
       cell, several captions are separated by newlines.
+A JSONL row may also name its image's attributes, {"attributes": {"red_left": 1, "circle_left": -1}}: any names,
+values 1 or -1; they are what `t2i eval train-classifier` learns and the alignment evaluations score.
 Bad input is converted (odd image modes) or skipped (everything else) and counted per problem, so a
 training run never crashes halfway and never trains silently on garbage.
 """
@@ -45,6 +47,7 @@ PROBLEMS = {
     "bad_row": "malformed metadata/manifest row",
     "bad_attribute_row": "malformed line of the attribute file (its image keeps no attributes)",
     "bad_attribute_file": "attribute file unreadable or inconsistent (attributes ignored where unsure)",
+    "bad_attributes": "a row's \"attributes\" is not an object of names to 1 or -1 (its image keeps none)",
 }
 
 
@@ -65,6 +68,8 @@ class ScanReport:
     converted: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # image mode -> count
     size: int = 0  # the training size the scan checked against
     sizes: Counter = field(default_factory=Counter)  # (width, height) -> count, over every decoded image
+    attribute_names: tuple[str, ...] = CELEBA_ATTRIBUTES  # the columns of attribute_vector: CelebA's 40, or
+    # the names a manifest's rows use (in order of first use) when any is not a CelebA name
 
     @property
     def skipped(self) -> int:
@@ -79,7 +84,7 @@ class ScanReport:
         with_attributes = [r.attributes for r in self.records if r.attributes]
         if with_attributes:
             lines.append(f"attributes present (share of {len(with_attributes)} annotated images):")
-            for name in CELEBA_ATTRIBUTES:
+            for name in self.attribute_names:
                 share = np.mean([a.get(name, -1) == 1 for a in with_attributes])
                 if share > 0:
                     lines.append(f"  {name:<20} {100 * share:5.1f}%")
@@ -199,8 +204,21 @@ def stays_inside(real_root: Path, path: Path) -> bool:
         return False
 
 
+def _row_attributes(row: dict, where: str, problems: dict[str, list[str]]) -> dict[str, int] | None:
+    """A JSONL row's {"attributes": {name: 1 or -1}}, or None (absent, or malformed: counted)."""
+    value = row.get("attributes")
+    if value is None:
+        return None
+    if isinstance(value, dict) and value and all(
+        isinstance(k, str) and k.strip() and type(v) is int and v in (1, -1) for k, v in value.items()
+    ):
+        return dict(value)
+    problems["bad_attributes"].append(f"{where}: {json.dumps(value)[:200]}")
+    return None
+
+
 def _manifest_rows(path: Path, problems: dict[str, list[str]], image_key: str):
-    """(file:line, image name, texts) of each row of a JSONL or CSV file; malformed rows are counted."""
+    """(file:line, image name, texts, attributes) of each row of a JSONL or CSV file; malformed rows are counted."""
     if path.suffix.lower() == ".csv":
         try:
             text = path.read_bytes().decode("utf-8-sig")  # a spreadsheet's byte-order mark is not a column name
@@ -221,7 +239,7 @@ def _manifest_rows(path: Path, problems: dict[str, list[str]], image_key: str):
             if not isinstance(row.get(image_key), str) or not row[image_key]:
                 problems["bad_row"].append(f"{where}: no '{image_key}' value")
                 continue
-            yield where, row[image_key], (row.get("text") or "").splitlines()
+            yield where, row[image_key], (row.get("text") or "").splitlines(), None
     for number, line in _lines(path, problems, "bad_row"):
         if not line.strip():
             continue
@@ -234,7 +252,7 @@ def _manifest_rows(path: Path, problems: dict[str, list[str]], image_key: str):
         if not isinstance(row, dict) or not isinstance(row.get(image_key), str):
             problems["bad_row"].append(f"{where}: needs an object with a string '{image_key}'")
             continue
-        yield where, row[image_key], row.get("text")
+        yield where, row[image_key], row.get("text"), _row_attributes(row, where, problems)
 
 
 def list_records(path: Path) -> tuple[str, list[Record], dict[str, list[str]]]:
@@ -256,7 +274,7 @@ def list_records(path: Path) -> tuple[str, list[Record], dict[str, list[str]]]:
             candidates.append((image.stem, image, captions, attributes.get(image.stem)))
     else:
         manifest, key = (path / "metadata.jsonl", "file_name") if source == "imagefolder" else (path, "image")
-        for where, name, texts in _manifest_rows(manifest, problems, key):
+        for where, name, texts, attributes in _manifest_rows(manifest, problems, key):
             if any(len(part.encode()) > 255 for part in name.replace("\\", "/").split("/")):
                 problems["bad_row"].append(f"{where}: a file name over 255 bytes")
                 continue
@@ -265,7 +283,7 @@ def list_records(path: Path) -> tuple[str, list[Record], dict[str, list[str]]]:
                 problems["outside_dataset"].append(f"{where}: {name[:200]!r}")
                 continue
             record_id = image.relative_to(manifest.parent).as_posix()  # ./0.png and 0.png are one image
-            candidates.append((record_id, image, _texts(texts), None))
+            candidates.append((record_id, image, _texts(texts), attributes))
 
     records, seen = [], set()
     for record_id, image, captions, attributes in candidates:
@@ -335,7 +353,7 @@ def scan_dataset(path: str | Path, size: int, workers: int | None = None) -> Sca
             results = [r for chunk in pool.map(_check_many, [(c, size) for c in chunks]) for r in chunk]
     else:
         results = _check_many((paths, size))
-    report = ScanReport(source, [], problems, size=size)
+    report = ScanReport(source, [], problems, size=size, attribute_names=attribute_names(records))
     for record, (problem, mode, image_size, sha1) in zip(records, results, strict=True):
         record.sha1 = sha1
         if image_size:
@@ -349,8 +367,12 @@ def scan_dataset(path: str | Path, size: int, workers: int | None = None) -> Sca
     return report
 
 
-def attribute_vector(attributes: dict[str, int] | None) -> list[int]:
-    """The 40 CelebA attributes as 1/-1, or 0 where the source does not say."""
-    if attributes is None:
-        return [0] * len(CELEBA_ATTRIBUTES)
-    return [attributes.get(name, 0) for name in CELEBA_ATTRIBUTES]
+def attribute_names(records: list[Record]) -> tuple[str, ...]:
+    """CelebA's 40 attributes, or, when a record names another, every name the records use, in order of first use."""
+    names = dict.fromkeys(name for r in records for name in (r.attributes or {}))
+    return CELEBA_ATTRIBUTES if set(names) <= set(CELEBA_ATTRIBUTES) else tuple(names)
+
+
+def attribute_vector(attributes: dict[str, int] | None, names: tuple[str, ...] = CELEBA_ATTRIBUTES) -> list[int]:
+    """The attributes `names` as 1/-1, or 0 where the source does not say."""
+    return [(attributes or {}).get(name, 0) for name in names]

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from t2i.autoencoder.model import reconstruct
 from t2i.clip.score import ClipReferee, referee_scores
 from t2i.config import saved_split_fractions
-from t2i.data.captions import CELEBA_ATTRIBUTES, PHRASES, attributes_in_caption, write_caption
+from t2i.data.captions import PHRASES, attributes_in_caption, write_caption
 from t2i.data.check import list_records
 from t2i.data.datasets import ImageCaptionDataset, split_of
 from t2i.data.synthetic import sample_attributes
@@ -147,9 +147,9 @@ def read_prompt_lines(path: str | Path, texts: tuple[str, ...] = ("prompt",)) ->
             shape = ", ".join(f'"{k}": "..."' for k in texts)
             raise ValueError(f'{path}:{number}: expected {{{shape}, "attributes": {{...}}}}')
         attributes = entry.get("attributes") or attributes_in_caption(entry["prompt"])
-        bad = {a: v for a, v in attributes.items() if a not in CELEBA_ATTRIBUTES or v not in (1, -1)}
+        bad = {a: v for a, v in attributes.items() if not isinstance(a, str) or v not in (1, -1)}
         if bad:
-            raise ValueError(f"{path}:{number}: attributes must be CelebA names with values 1 or -1, got {bad}")
+            raise ValueError(f"{path}:{number}: attributes must be names with values 1 or -1, got {bad}")
         entries.append((number, entry, dict(attributes)))
     if not entries:
         raise ValueError(f"{path}: no prompts")
@@ -159,6 +159,16 @@ def read_prompt_lines(path: str | Path, texts: tuple[str, ...] = ("prompt",)) ->
 def read_prompt_suite(path: str | Path) -> list[PromptCase]:
     """A prompt suite file (read_prompt_lines), each line's "held_out" kept when given."""
     return [PromptCase(e["prompt"], attributes, e.get("held_out")) for _, e, attributes in read_prompt_lines(path)]
+
+
+def check_scorable(cases: list[PromptCase], classifier: AttributeClassifier, path: str | Path) -> None:
+    """A ValueError when no prompt of a file asserts an attribute the classifier reads (nothing would be scored)."""
+    named = {a for case in cases for a in case.attributes}
+    if not named & set(classifier.attributes):
+        raise ValueError(
+            f"{path}: the prompts assert {sorted(named)[:6]}, none of which the classifier reads "
+            f"({classifier.attributes[:6]} ...): train one on this data with `t2i eval train-classifier`"
+        )
 
 
 def score(predicted: torch.Tensor, classifier_attributes: list[str], asserted: list[dict[str, int]]) -> dict:
@@ -215,9 +225,10 @@ def generate_for_suite(
     return torch.cat(images)
 
 
-def real_ceiling(attributes: list[str], predicted: torch.Tensor, captions: list[list[str]]) -> dict:
-    """Alignment of real images (the classifier's values `predicted`) with each of their own captions."""
-    pairs = [(i, attributes_in_caption(c)) for i, caps in enumerate(captions) for c in caps]
+def real_ceiling(attributes: list[str], predicted: torch.Tensor, claims: list[list[dict[str, int]]]) -> dict:
+    """Alignment of real images (the classifier's values `predicted`) with each of what they are known to show
+    (RealImages.test_claims)."""
+    pairs = [(i, claim) for i, image_claims in enumerate(claims) for claim in image_claims]
     return score(predicted[[i for i, _ in pairs]], attributes, [a for _, a in pairs])
 
 
@@ -266,6 +277,8 @@ class RealImages:
 
     test_images: torch.Tensor  # (N, 3, H, W) in [-1, 1]
     test_captions: list[list[str]]
+    test_claims: list[list[dict[str, int]]]  # per image: its attributes when its record has them, else those each
+    # of its captions asserts (the faces' phrase table)
     train_images: torch.Tensor  # a seeded sample of the train split, for the real-vs-real Fréchet floor
 
 
@@ -279,6 +292,7 @@ def load_real_images(
     return RealImages(
         torch.stack([test.item(i, 0)["pixel_values"] for i in range(len(test))]),
         [r.captions for r in test.records],
+        [[r.attributes] if r.attributes else [attributes_in_caption(c) for c in r.captions] for r in test.records],
         torch.stack([train.item(int(i), 0)["pixel_values"] for i in picked]),
     )
 
@@ -325,13 +339,13 @@ def references(
     model's), the floor (empty-prompt images at `settings`) and the real train-versus-test Fréchet distance for
     each generated-sample size in fd_sizes. test_predicted: the classifier's (values, features) of real.test_images."""
     test_values, test_features = test_predicted
-    ceiling = real_ceiling(classifier.attributes, test_values, real.test_captions)
+    ceiling = real_ceiling(classifier.attributes, test_values, real.test_claims)
     ceiling.pop("per_image")
     found = {"real_test": ceiling}
     if pipe.autoencoder is not None:
         reconstructed_values, _ = classifier.predict(reconstruct(pipe.autoencoder, real.test_images))
         found["real_through_autoencoder"] = real_ceiling(
-            classifier.attributes, reconstructed_values, real.test_captions
+            classifier.attributes, reconstructed_values, real.test_claims
         )
         found["real_through_autoencoder"].pop("per_image")
     if "guidance" in asdict(settings):  # ε = ε_u + g (ε_c − ε_u) is ε_u for "": g = 1 gives it at half the cost
@@ -373,6 +387,7 @@ def measure_alignment(
     fractions = saved_split_fractions(suite.model_dir)  # score on images the model did not train on
     if suite.prompts_file:
         cases = read_prompt_suite(suite.prompts_file)
+        check_scorable(cases, classifier, suite.prompts_file)
     else:
         cases = suite.default_cases(classifier.attributes, fractions)
     n, seed = suite.n_per_prompt, suite.seed

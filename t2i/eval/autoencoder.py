@@ -13,7 +13,6 @@ from tqdm import tqdm
 from t2i.autoencoder.model import encode, load_autoencoder
 from t2i.autoencoder.tokens import num_codes, quantize
 from t2i.config import saved_split_fractions
-from t2i.data.captions import CELEBA_ATTRIBUTES
 from t2i.data.datasets import ImageCaptionDataset
 from t2i.eval.classifier import load_classifier
 from t2i.grid import make_grid, to_pil
@@ -43,10 +42,12 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return s.flatten(1).mean(1).float()
 
 
-def classifier_accuracies(classifier, predictions: dict[str, list[torch.Tensor]], labels: torch.Tensor) -> dict:
+def classifier_accuracies(
+    classifier, predictions: dict[str, list[torch.Tensor]], labels: torch.Tensor, names: tuple[str, ...]
+) -> dict:
     """classifier_accuracy_NAME (and _per_attribute) of each name's predicted batches against the dataset's
-    attribute labels (±1; 0 = unlabelled, left out)."""
-    truth = labels[:, [CELEBA_ATTRIBUTES.index(a) for a in classifier.attributes]]
+    attribute labels (columns `names`; ±1, 0 = unlabelled, left out)."""
+    truth = labels[:, [names.index(a) for a in classifier.attributes]]
     known = (truth != 0).float()
     metrics = {}
     for name, predicted in predictions.items():
@@ -109,7 +110,7 @@ def evaluate_autoencoder(
         metrics["codebook_used_share"] = (counts > 0).float().mean().item()
     if classifier is not None:
         predictions = {"originals": originals, "reconstructions": reconstructions}
-        metrics |= classifier_accuracies(classifier, predictions, torch.cat(labels))
+        metrics |= classifier_accuracies(classifier, predictions, torch.cat(labels), data.report.attribute_names)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from t2i.data.captions import CELEBA_ATTRIBUTES
 from t2i.data.datasets import ImageCaptionDataset
 
 
@@ -35,7 +34,8 @@ class ClassifierConfig:
     batch_size: int = 64
     lr: float = 2e-3  # AdamW peak learning rate (one-cycle: warm-up then cosine to 0)
     weight_decay: float = 1e-4
-    shift: int = 4  # random translation of up to ±shift pixels (with random flips) as augmentation
+    shift: int = 4  # random translation of up to ±shift pixels as augmentation
+    flip: bool = True  # ... and random horizontal flips (off for data whose attributes name a side)
     seed: int = 0
 
 
@@ -85,24 +85,24 @@ class AttributeClassifier(nn.Module):
         return torch.cat(values), torch.cat(features)
 
 
-def load_split(data_dir: str | Path, split: str, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
-    """A whole split in memory: uint8 images (N, 3, size, size), attributes (N, 40) in {1, -1, 0}, ids, captions."""
+def load_split(data_dir: str | Path, split: str, size: int) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """A whole split in memory: uint8 images (N, 3, size, size), attributes (N, A) in {1, -1, 0} and their names."""
     data = ImageCaptionDataset(data_dir, size, split, random_caption=False)
     items = [data.item(i, 0) for i in tqdm(range(len(data)), desc=f"load {split}", leave=False)]
     images = torch.stack([((it["pixel_values"] + 1) * 127.5).round().to(torch.uint8) for it in items])
     attributes = torch.stack([it["attributes"] for it in items])
-    return images, attributes, [it["id"] for it in items], [r.captions for r in data.records]
+    return images, attributes, data.report.attribute_names
 
 
 def to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float() / 127.5 - 1
 
 
-def augment(images: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and translation by up to ±shift pixels (edge padding)."""
+def augment(images: torch.Tensor, shift: int, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
+    """Random horizontal flip (when `flip`) and translation by up to ±shift pixels (edge padding)."""
     n, _, h, w = images.shape
-    flip = torch.rand(n, generator=generator) < 0.5
-    images = torch.where(flip[:, None, None, None], images.flip(3), images)
+    flipped = (torch.rand(n, generator=generator) < 0.5) & flip
+    images = torch.where(flipped[:, None, None, None], images.flip(3), images)
     if shift:
         padded = F.pad(images, (shift,) * 4, mode="replicate")
         dx, dy = torch.randint(0, 2 * shift + 1, (2, n), generator=generator)
@@ -110,16 +110,19 @@ def augment(images: torch.Tensor, shift: int, generator: torch.Generator) -> tor
     return images
 
 
-def rendered_attributes(attributes: torch.Tensor) -> list[str]:
-    """The attribute columns that take both values in a split (the synthetic data writes -1 for the rest)."""
+def rendered_attributes(attributes: torch.Tensor, names: tuple[str, ...]) -> list[str]:
+    """The attribute columns (named `names`) that take both values in a split (the synthetic faces write -1 for
+    the rest)."""
     present = ((attributes == 1).any(0) & (attributes == -1).any(0)).tolist()
-    return [name for name, keep in zip(CELEBA_ATTRIBUTES, present, strict=True) if keep]
+    return [name for name, keep in zip(names, present, strict=True) if keep]
 
 
-def per_attribute_accuracy(model: AttributeClassifier, images: torch.Tensor, attributes: torch.Tensor) -> dict:
+def per_attribute_accuracy(
+    model: AttributeClassifier, images: torch.Tensor, attributes: torch.Tensor, names: tuple[str, ...]
+) -> dict:
     """Share of images whose predicted value equals the label, per attribute (labels of 0 are skipped)."""
     predicted, _ = model.predict(images)
-    columns = [CELEBA_ATTRIBUTES.index(a) for a in model.attributes]
+    columns = [names.index(a) for a in model.attributes]
     labels = attributes[:, columns]
     known = labels != 0
     correct = (predicted == labels) & known
@@ -131,12 +134,12 @@ def train_classifier(data_dir: str | Path, out: str | Path, config: ClassifierCo
     config = config or ClassifierConfig()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    train_images, train_attributes, _, _ = load_split(data_dir, "train", config.image_size)
-    test_images, test_attributes, _, _ = load_split(data_dir, "test", config.image_size)
-    attributes = rendered_attributes(train_attributes)
+    train_images, train_attributes, names = load_split(data_dir, "train", config.image_size)
+    test_images, test_attributes, _ = load_split(data_dir, "test", config.image_size)
+    attributes = rendered_attributes(train_attributes, names)
     if not attributes:
         raise ValueError(f"{data_dir}: the train split has no attribute that takes both values; nothing to learn")
-    columns = [CELEBA_ATTRIBUTES.index(a) for a in attributes]
+    columns = [names.index(a) for a in attributes]
     targets = train_attributes[:, columns].float()  # 1 / -1 / 0 (unknown, masked out)
 
     model = AttributeClassifier(attributes, config.width, config.image_size)
@@ -152,7 +155,7 @@ def train_classifier(data_dir: str | Path, out: str | Path, config: ClassifierCo
         order = torch.randperm(len(train_images), generator=generator)
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x = augment(to_unit(train_images[index]), config.shift, generator)
+            x = augment(to_unit(train_images[index]), config.shift, generator, config.flip)
             y = targets[index]
             # binary cross-entropy per attribute, on labels mapped {−1, 1} -> {0, 1}; unknown labels weigh 0
             loss = F.binary_cross_entropy_with_logits(model(x), (y + 1) / 2, weight=(y != 0).float())
@@ -168,7 +171,7 @@ def train_classifier(data_dir: str | Path, out: str | Path, config: ClassifierCo
             raise RuntimeError(f"classifier training diverged (mean loss {epoch_losses[-1]}); lower the learning rate")
     bar.close()
 
-    accuracy = per_attribute_accuracy(model, to_unit(test_images), test_attributes)
+    accuracy = per_attribute_accuracy(model, to_unit(test_images), test_attributes, names)
     info = {
         "attributes": attributes,
         "image_size": config.image_size,

@@ -22,6 +22,7 @@ from t2i.data.captions import PHRASES, attributes_in_caption, in_rare_words, joi
 from t2i.eval.alignment import (
     PromptCase,
     Suite,
+    check_scorable,
     generate_for_suite,
     load_real_images,
     read_prompt_lines,
@@ -102,13 +103,15 @@ def rephrased_suites(cases: list[PromptCase], seed: int = 0) -> dict[str, list[P
 
 def read_rephrasing_pairs(path: str | Path) -> dict[str, list[PromptCase]]:
     """JSONL lines {"prompt": ..., "rephrasing": ..., "attributes": {"Eyeglasses": 1, ...}} (attributes: optional,
-    then read from the prompt with the dataset's phrase table) as two suites, "prompt" and "rephrasing"."""
+    then read from the prompt with the dataset's phrase table; "held_out": optional, a combination training never
+    saw) as two suites, "prompt" and "rephrasing"."""
     suites: dict[str, list[PromptCase]] = {"prompt": [], "rephrasing": []}
     for number, entry, attributes in read_prompt_lines(path, ("prompt", "rephrasing")):
         if not attributes:
             raise ValueError(f"{path}:{number}: no attributes given or read from the prompt: nothing to score")
-        suites["prompt"].append(PromptCase(entry["prompt"], attributes))
-        suites["rephrasing"].append(PromptCase(entry["rephrasing"], attributes))
+        held_out = entry.get("held_out")
+        suites["prompt"].append(PromptCase(entry["prompt"], attributes, held_out))
+        suites["rephrasing"].append(PromptCase(entry["rephrasing"], attributes, held_out))
     return suites
 
 
@@ -122,10 +125,11 @@ def measure_rephrasing(suite: Suite) -> dict:
     fractions = saved_split_fractions(suite.model_dir)
     if suite.prompts_file:
         suites = read_rephrasing_pairs(suite.prompts_file)
+        check_scorable(suites["prompt"], classifier, suite.prompts_file)
     else:
         suites = rephrased_suites(suite.default_cases(classifier.attributes, fractions), suite.seed)
     n, seed = suite.n_per_prompt, suite.seed
-    result = {"suites": {}, "per_attribute": {}}
+    result = {"suites": {}, "seen": {}, "held_out": {}, "per_attribute": {}}
     result["examples"] = {name: [c.prompt for c in cases[:3]] for name, cases in suites.items()}
     with tqdm(total=sum(len(s) for s in suites.values()) * n, desc="generate") as bar:
         for name, cases in suites.items():
@@ -133,11 +137,14 @@ def measure_rephrasing(suite: Suite) -> dict:
             predicted, _ = classifier.predict(images)
             summary = summarize(cases, n, predicted, classifier.attributes)
             result["suites"][name], result["per_attribute"][name] = summary["alignment"], summary["per_attribute"]
+            for part in ("seen", "held_out"):
+                if part in summary:
+                    result[part][name] = summary[part]
     first = next(iter(result["suites"].values()))
     result["gap"] = {name: first - value for name, value in result["suites"].items()}
     real = load_real_images(suite.data_dir, pipe.image_size, n_train=1, seed=seed, split_fractions=fractions)
     real_values, _ = classifier.predict(real.test_images)
-    result["real_ceiling"] = real_ceiling(classifier.attributes, real_values, real.test_captions)["alignment"]
+    result["real_ceiling"] = real_ceiling(classifier.attributes, real_values, real.test_claims)["alignment"]
     result |= {"model": str(suite.model_dir), "prompts": len(next(iter(suites.values()))), "n_per_prompt": n}
     out = Path(suite.out)
     out.mkdir(parents=True, exist_ok=True)

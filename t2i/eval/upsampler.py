@@ -65,7 +65,7 @@ def evaluate_upsampler(
         metrics[f"ssim_{name}"] = torch.cat(scores[name]["ssim"]).mean().item()
     if classifier is not None:
         predictions = {name: score["predicted"] for name, score in scores.items()}
-        metrics |= classifier_accuracies(classifier, predictions, torch.cat(labels))
+        metrics |= classifier_accuracies(classifier, predictions, torch.cat(labels), data.report.attribute_names)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,18 @@ def test_generic_rewrites_reorder_sentences_and_drop_only_filler():
     assert all(sentences(text) == sentences(CAPTION) for text in shuffled) and len(set(shuffled)) > 1
     dropped = rewrite("A green 0 is on the left and not on the right.", 1, CaptionAugmentConfig(drop_filler=0.99))
     assert dropped.split() == ["green", "0", "on", "left", "not", "on", "right."]  # negations, prepositions kept
+
+
+def test_phrase_shuffles_keep_each_modifier_with_its_noun():
+    caption = "a red circle on the left and a blue square on the right"
+    config = CaptionAugmentConfig(shuffle_phrases=True, drop_filler=0.0)
+    rewrites = {rewrite(caption, k, config) for k in range(12)}
+    assert "a blue square on the right" in {text.split(", ")[0].split("; ")[0].split(" and a")[0] for text in rewrites}
+    for text in rewrites:
+        phrases = sorted(re.split(r", |; | and ", text))
+        assert phrases == ["a blue square on the right", "a red circle on the left"], text
+    assert {rewrite("left: red, right: blue. Big.", k, config)[-4:] for k in range(6)} <= {"Big.", "lue."}
+    assert rewrite(caption, 0, CaptionAugmentConfig(drop_filler=0.0)) == caption  # off by default
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -5,7 +5,9 @@ import pytest
 from PIL import Image
 
 from t2i.cli import main
+from t2i.data.captions import CELEBA_ATTRIBUTES
 from t2i.data.check import read_attribute_file, scan_dataset
+from t2i.data.datasets import ImageCaptionDataset
 
 # Three rows written by hand in the real CelebAMask-HQ-attribute-anno.txt format (note the double spaces
 # that the real list_attr_celeba.txt uses to align positive values).
@@ -142,6 +144,25 @@ def test_imagefolder_and_manifests(tmp_path):
     (root / "list.jsonl").write_text(json.dumps({"image": "c.png", "text": ["x", "y"]}) + "\n")
     report = scan_dataset(root / "list.jsonl", 32)
     assert [(r.id, r.captions) for r in report.records] == [("c.png", ["x", "y"])]
+
+
+def test_manifest_rows_may_name_their_attributes_in_any_names(tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        _rgb().save(tmp_path / name)
+    rows = [
+        {"file_name": "a.png", "text": "x", "attributes": {"left_red": 1, "right_red": -1}},
+        {"file_name": "b.png", "text": "y", "attributes": {"left_red": "yes"}},  # kept, without attributes
+        {"file_name": "c.png", "text": "z", "attributes": {"right_red": 1, "left_red": -1, "big": 1}},
+    ]
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    report = scan_dataset(tmp_path, 32)
+    assert report.attribute_names == ("left_red", "right_red", "big")
+    assert [r.attributes for r in report.records] == [rows[0]["attributes"], None, rows[2]["attributes"]]
+    assert list(report.problems) == ["bad_attributes"] and "left_red" in report.summary()
+    data = ImageCaptionDataset(tmp_path, 32, split=None, random_caption=False)
+    assert [data[i]["attributes"].tolist() for i in range(3)] == [[1, -1, 0], [0, 0, 0], [-1, 1, 1]]
+    (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": "x", "attributes": {"Male": 1}}))
+    assert scan_dataset(tmp_path, 32).attribute_names == CELEBA_ATTRIBUTES  # CelebA names keep CelebA's columns
 
 
 def test_not_a_dataset_is_a_clear_error(tmp_path):

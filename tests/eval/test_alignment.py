@@ -44,8 +44,10 @@ def test_prompt_file_reads_given_or_caption_attributes_and_rejects_bad_lines(tmp
     first, second = read_prompt_suite(path)
     assert first.attributes == {"Smiling": 1, "Eyeglasses": -1}
     assert second.attributes == {"Wearing_Hat": 1, "Male": -1}
-    path.write_text('{"prompt": "x", "attributes": {"Glasses": 1}}\n')
-    with pytest.raises(ValueError, match="prompts.jsonl:1: attributes must be CelebA names"):
+    path.write_text('{"prompt": "x", "attributes": {"left_red": 1}}\n')  # any data's names
+    assert read_prompt_suite(path)[0].attributes == {"left_red": 1}
+    path.write_text('{"prompt": "x", "attributes": {"Glasses": 2}}\n')
+    with pytest.raises(ValueError, match="prompts.jsonl:1: attributes must be names with values 1 or -1"):
         read_prompt_suite(path)
     path.write_text("not json\n")
     with pytest.raises(ValueError, match="prompts.jsonl:1: not JSON"):

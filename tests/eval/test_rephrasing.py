@@ -53,3 +53,26 @@ def test_rephrasing_measurement_writes_its_scores(tiny_model, tiny_classifier, t
         list(per_attribute) == list(result["suites"])
         and per_attribute["template"].keys() == per_attribute["synonyms"].keys()
     )
+
+
+def test_the_shapes_benchmark_runs_on_any_data_with_its_own_referee(tiny_model, tmp_path):
+    """The generic path: a classifier of the shapes' own attributes (no mirroring), the benchmark's pairs with
+    their held-out flags, the real ceiling from the images' attributes (the faces' phrase table reads none)."""
+    from t2i.data.shapes import make_shapes
+    from t2i.eval.alignment import Suite
+    from t2i.eval.classifier import ClassifierConfig, train_classifier
+    from t2i.eval.rephrasing import measure_rephrasing
+
+    data = make_shapes(tmp_path / "shapes", n=160, held_out=4)
+    config = ClassifierConfig(image_size=32, width=8, epochs=6, batch_size=16, lr=3e-3, flip=False)
+    info = train_classifier(data, tmp_path / "classifier", config)
+    assert len(info["attributes"]) == 14 and info["attributes"][0] == "left_red"
+    suite = Suite(tiny_model, tmp_path / "classifier", data, tmp_path / "out", data / "prompts.jsonl", n_per_prompt=1)
+    result = measure_rephrasing(suite)
+    assert list(result["suites"]) == ["prompt", "rephrasing"] and set(result["held_out"]) == {"prompt", "rephrasing"}
+    assert result["real_ceiling"] > 0.5  # the classifier on real images against their own attributes
+    face_pairs = tmp_path / "faces.jsonl"
+    face_pairs.write_text(json.dumps({"prompt": "She smiles.", "rephrasing": "A smiling woman."}) + "\n")
+    suite.prompts_file = face_pairs
+    with pytest.raises(ValueError, match="none of which the classifier reads"):
+        measure_rephrasing(suite)
