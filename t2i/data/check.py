@@ -5,7 +5,7 @@ Three sources share one record list:
   (b) a Hugging Face imagefolder: images plus metadata.jsonl with "file_name" and "text" (str or list);
   (c) a CSV or JSONL manifest with "image" (path relative to the manifest) and "text" columns; in a CSV
       cell, several captions are separated by newlines.
-A JSONL row may also name its image's attributes, {"attributes": {"red_left": 1, "circle_left": -1}}: any names,
+A JSONL row may also name its image's attributes, {"attributes": {"left_red": 1, "left_circle": -1}}: any names,
 values 1 or -1; they are what `t2i eval train-classifier` learns and the alignment evaluations score.
 Bad input is converted (odd image modes) or skipped (everything else) and counted per problem, so a
 training run never crashes halfway and never trains silently on garbage.
