@@ -47,7 +47,7 @@ PROBLEMS = {
     "bad_row": "malformed metadata/manifest row",
     "bad_attribute_row": "malformed line of the attribute file (its image keeps no attributes)",
     "bad_attribute_file": "attribute file unreadable or inconsistent (attributes ignored where unsure)",
-    "bad_attributes": "a row's \"attributes\" is not an object of names to 1 or -1 (its image keeps none)",
+    "bad_attributes": 'a row\'s "attributes" is not an object of names to 1 or -1 (its image keeps none)',
 }
 
 
@@ -209,8 +209,10 @@ def _row_attributes(row: dict, where: str, problems: dict[str, list[str]]) -> di
     value = row.get("attributes")
     if value is None:
         return None
-    if isinstance(value, dict) and value and all(
-        isinstance(k, str) and k.strip() and type(v) is int and v in (1, -1) for k, v in value.items()
+    if (
+        isinstance(value, dict)
+        and value
+        and all(isinstance(k, str) and k.strip() and type(v) is int and v in (1, -1) for k, v in value.items())
     ):
         return dict(value)
     problems["bad_attributes"].append(f"{where}: {json.dumps(value)[:200]}")

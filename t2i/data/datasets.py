@@ -52,7 +52,8 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
     """Images with captions from an MM-CelebA-HQ folder, an imagefolder, or a CSV/JSONL manifest.
 
     Each item: pixel_values (3, size, size) in [-1, 1], one caption (drawn at random when
-    `random_caption`, else the first), attributes (1/-1 for each of `report.attribute_names`, 0 where unknown) and the image id.
+    `random_caption`, else the first), attributes (1/-1 for each of `report.attribute_names`, 0 where unknown)
+    and the image id.
     Randomness (caption choice, flip) is a pure function of (seed, epoch, index): `item(index, epoch)`,
     or `set_epoch` then `dataset[index]`.
     """
@@ -111,7 +112,9 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             return {
                 "pixel_values": pixels,
                 "caption": caption,
-                "attributes": torch.tensor(attribute_vector(record.attributes, self.report.attribute_names), dtype=torch.int8),
+                "attributes": torch.tensor(
+                    attribute_vector(record.attributes, self.report.attribute_names), dtype=torch.int8
+                ),
                 "id": record.id,
             }
         broken = len(self.unreadable)

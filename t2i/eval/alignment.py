@@ -344,9 +344,7 @@ def references(
     found = {"real_test": ceiling}
     if pipe.autoencoder is not None:
         reconstructed_values, _ = classifier.predict(reconstruct(pipe.autoencoder, real.test_images))
-        found["real_through_autoencoder"] = real_ceiling(
-            classifier.attributes, reconstructed_values, real.test_claims
-        )
+        found["real_through_autoencoder"] = real_ceiling(classifier.attributes, reconstructed_values, real.test_claims)
         found["real_through_autoencoder"].pop("per_image")
     if "guidance" in asdict(settings):  # ε = ε_u + g (ε_c − ε_u) is ε_u for "": g = 1 gives it at half the cost
         settings = settings.override(guidance=1.0)
