@@ -42,11 +42,8 @@ def _shuffle_phrases(sentence: str, rng: np.random.Generator) -> str:
     on the right" -> "a blue square on the right; a red circle on the left"); its end mark stays at the end."""
     end = sentence[-1] if sentence[-1] in ".!?" else ""
     phrases = [p for p in PHRASE_BREAK.split(sentence[: len(sentence) - len(end)]) if p]
-    order = rng.permutation(len(phrases))
-    text = phrases[order[0]]
-    for i in order[1:]:
-        text += JOINERS[rng.integers(len(JOINERS))] + phrases[i]
-    return text + end
+    first, *rest = rng.permutation(len(phrases))
+    return phrases[first] + "".join(JOINERS[rng.integers(len(JOINERS))] + phrases[i] for i in rest) + end
 
 
 def _drop_filler(text: str, p: float, rng: np.random.Generator) -> str:

@@ -24,7 +24,7 @@ from t2i.autoencoder.model import reconstruct
 from t2i.clip.score import ClipReferee, referee_scores
 from t2i.config import saved_split_fractions
 from t2i.data.captions import PHRASES, attributes_in_caption, write_caption
-from t2i.data.check import list_records
+from t2i.data.check import list_records, scan_dataset
 from t2i.data.datasets import ImageCaptionDataset, split_of
 from t2i.data.synthetic import sample_attributes
 from t2i.eval.classifier import AttributeClassifier, load_classifier
@@ -147,7 +147,7 @@ def read_prompt_lines(path: str | Path, texts: tuple[str, ...] = ("prompt",)) ->
             shape = ", ".join(f'"{k}": "..."' for k in texts)
             raise ValueError(f'{path}:{number}: expected {{{shape}, "attributes": {{...}}}}')
         attributes = entry.get("attributes") or attributes_in_caption(entry["prompt"])
-        bad = {a: v for a, v in attributes.items() if not isinstance(a, str) or v not in (1, -1)}
+        bad = {a: v for a, v in attributes.items() if v not in (1, -1)}
         if bad:
             raise ValueError(f"{path}:{number}: attributes must be names with values 1 or -1, got {bad}")
         entries.append((number, entry, dict(attributes)))
@@ -286,8 +286,11 @@ def load_real_images(
     data_dir: str | Path, size: int, n_train: int = 512, seed: int = 0, split_fractions=(0.9, 0.05, 0.05)
 ) -> RealImages:
     """The test split and a seeded train sample, split as the model was (`split_fractions` from its config)."""
-    test = ImageCaptionDataset(data_dir, size, "test", random_caption=False, split_fractions=split_fractions)
-    train = ImageCaptionDataset(data_dir, size, "train", random_caption=False, split_fractions=split_fractions)
+    report = scan_dataset(data_dir, size)  # once, for both splits
+    test, train = (
+        ImageCaptionDataset(data_dir, size, split, random_caption=False, split_fractions=split_fractions, report=report)
+        for split in ("test", "train")
+    )
     picked = np.random.default_rng(seed).permutation(len(train))[:n_train]
     return RealImages(
         torch.stack([test.item(i, 0)["pixel_values"] for i in range(len(test))]),

@@ -14,7 +14,7 @@ from t2i.autoencoder.model import encode, load_autoencoder
 from t2i.autoencoder.tokens import num_codes, quantize
 from t2i.config import saved_split_fractions
 from t2i.data.datasets import ImageCaptionDataset
-from t2i.eval.classifier import load_classifier
+from t2i.eval.classifier import label_columns, load_classifier
 from t2i.grid import make_grid, to_pil
 
 
@@ -47,7 +47,7 @@ def classifier_accuracies(
 ) -> dict:
     """classifier_accuracy_NAME (and _per_attribute) of each name's predicted batches against the dataset's
     attribute labels (columns `names`; ±1, 0 = unlabelled, left out)."""
-    truth = labels[:, [names.index(a) for a in classifier.attributes]]
+    truth = label_columns(labels, names, classifier.attributes)
     known = (truth != 0).float()
     metrics = {}
     for name, predicted in predictions.items():

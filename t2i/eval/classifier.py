@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from t2i.data.check import ScanReport, scan_dataset
 from t2i.data.datasets import ImageCaptionDataset
 
 
@@ -85,9 +86,12 @@ class AttributeClassifier(nn.Module):
         return torch.cat(values), torch.cat(features)
 
 
-def load_split(data_dir: str | Path, split: str, size: int) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
-    """A whole split in memory: uint8 images (N, 3, size, size), attributes (N, A) in {1, -1, 0} and their names."""
-    data = ImageCaptionDataset(data_dir, size, split, random_caption=False)
+def load_split(
+    data_dir: str | Path, split: str, size: int, report: ScanReport
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """A whole split of a scanned dataset in memory: uint8 images (N, 3, size, size), attributes (N, A) in
+    {1, -1, 0} and their names."""
+    data = ImageCaptionDataset(data_dir, size, split, random_caption=False, report=report)
     items = [data.item(i, 0) for i in tqdm(range(len(data)), desc=f"load {split}", leave=False)]
     images = torch.stack([((it["pixel_values"] + 1) * 127.5).round().to(torch.uint8) for it in items])
     attributes = torch.stack([it["attributes"] for it in items])
@@ -117,13 +121,17 @@ def rendered_attributes(attributes: torch.Tensor, names: tuple[str, ...]) -> lis
     return [name for name, keep in zip(names, present, strict=True) if keep]
 
 
+def label_columns(labels: torch.Tensor, names: tuple[str, ...], wanted: list[str]) -> torch.Tensor:
+    """The columns of `labels` (named `names`) for the attributes `wanted`, in that order."""
+    return labels[:, [names.index(a) for a in wanted]]
+
+
 def per_attribute_accuracy(
     model: AttributeClassifier, images: torch.Tensor, attributes: torch.Tensor, names: tuple[str, ...]
 ) -> dict:
     """Share of images whose predicted value equals the label, per attribute (labels of 0 are skipped)."""
     predicted, _ = model.predict(images)
-    columns = [names.index(a) for a in model.attributes]
-    labels = attributes[:, columns]
+    labels = label_columns(attributes, names, model.attributes)
     known = labels != 0
     correct = (predicted == labels) & known
     return {a: (correct[:, j].sum() / known[:, j].sum()).item() for j, a in enumerate(model.attributes)}
@@ -134,13 +142,13 @@ def train_classifier(data_dir: str | Path, out: str | Path, config: ClassifierCo
     config = config or ClassifierConfig()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    train_images, train_attributes, names = load_split(data_dir, "train", config.image_size)
-    test_images, test_attributes, _ = load_split(data_dir, "test", config.image_size)
+    report = scan_dataset(data_dir, config.image_size)  # once, for both splits
+    train_images, train_attributes, names = load_split(data_dir, "train", config.image_size, report)
+    test_images, test_attributes, _ = load_split(data_dir, "test", config.image_size, report)
     attributes = rendered_attributes(train_attributes, names)
     if not attributes:
         raise ValueError(f"{data_dir}: the train split has no attribute that takes both values; nothing to learn")
-    columns = [names.index(a) for a in attributes]
-    targets = train_attributes[:, columns].float()  # 1 / -1 / 0 (unknown, masked out)
+    targets = label_columns(train_attributes, names, attributes).float()  # 1 / -1 / 0 (unknown, masked out)
 
     model = AttributeClassifier(attributes, config.width, config.image_size)
     steps_per_epoch = max(1, len(train_images) // config.batch_size)
